@@ -1,0 +1,3 @@
+from dccli.cli.main import main
+
+main()

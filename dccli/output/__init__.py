@@ -1,0 +1,1 @@
+"""Rendering: consoles (stdout = data, stderr = progress/diagnostics), renderers, JSON encoding."""
