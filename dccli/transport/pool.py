@@ -1,0 +1,124 @@
+"""One pooled connection per host for the whole command (jump hosts included), opened on first use."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from dccli.errors import TransportError
+from dccli.transport.hostkeys import HostKeyStore
+from dccli.transport.local import LocalConnection
+from dccli.transport.options import (
+    ConnectOptions,
+    Endpoint,
+    load_ssh_config,
+    parse_jump_spec,
+    resolve_endpoint,
+)
+
+
+@dataclass
+class _Slot:
+    lock: threading.Lock
+    conn: object | None = None
+
+
+class ConnectionPool:
+    def __init__(self, inventory, options: ConnectOptions | None = None,
+                 hostkeys: HostKeyStore | None = None) -> None:
+        from dccli import paths
+        from dccli.transport.ssh import KeyRing
+
+        self.inventory = inventory
+        self.options = options or ConnectOptions()
+        if hostkeys is None:
+            extra = list(self.options.extra_known_hosts)
+            inv_known = getattr(inventory, "known_hosts", None)
+            if inv_known:
+                import os
+                from pathlib import Path
+
+                extra.append(Path(os.path.expanduser(inv_known)))
+            if self.options.include_user_known_hosts:
+                import os
+                from pathlib import Path
+
+                extra.append(Path(os.path.expanduser("~/.ssh/known_hosts")))
+            hostkeys = HostKeyStore(paths.known_hosts_path(), extra)
+        self.hostkeys = hostkeys
+        self.keys = KeyRing(use_agent=self.options.use_agent)
+        self._ssh_config = load_ssh_config(self.options.ssh_config_path)
+        self._slots: dict[str, _Slot] = {}
+        self._slots_lock = threading.Lock()
+
+    def endpoint(self, host) -> Endpoint:
+        return resolve_endpoint(host, self._ssh_config)
+
+    def get(self, host):
+        """The open connection to a host, opening it (and its jump chain) on first use."""
+        if host.connection == "local":
+            return LocalConnection(host.name)
+        return self._get_endpoint(self.endpoint(host))
+
+    def _slot(self, key: str) -> _Slot:
+        with self._slots_lock:
+            slot = self._slots.get(key)
+            if slot is None:
+                slot = self._slots[key] = _Slot(threading.Lock())
+            return slot
+
+    def _get_endpoint(self, endpoint: Endpoint, depth: int = 0):
+        from dccli.transport.ssh import SSHConnection
+
+        if depth > 8:
+            raise TransportError(f"{endpoint.name}: jump host chain too long (loop?)")
+        key = f"{endpoint.user}@{endpoint.address}:{endpoint.port}"
+        slot = self._slot(key)
+        with slot.lock:  # two hosts behind one bastion share the bastion's connection
+            conn = slot.conn
+            if conn is not None and conn.is_active():
+                return conn
+            via = None
+            if endpoint.jump:
+                # ProxyJump a,b,c: connect to a, through it to b, ...; the last hop reaches the target.
+                via = None
+                for hop in endpoint.jump.split(","):
+                    hop_ep = self._jump_endpoint(hop.strip(), endpoint)
+                    via = self._get_endpoint(hop_ep, depth + 1) if via is None else \
+                        self._chain(via, hop_ep)
+            slot.conn = SSHConnection.open(endpoint, hostkeys=self.hostkeys, keys=self.keys,
+                                           options=self.options, via=via)
+            return slot.conn
+
+    def _chain(self, via, hop_ep: Endpoint):
+        from dccli.transport.ssh import SSHConnection
+
+        return SSHConnection.open(hop_ep, hostkeys=self.hostkeys, keys=self.keys, options=self.options, via=via)
+
+    def _jump_endpoint(self, spec: str, target: Endpoint) -> Endpoint:
+        try:
+            jump_host = self.inventory.host(spec)
+        except KeyError:
+            jump_host = None
+        if jump_host is not None:
+            ep = self.endpoint(jump_host)
+            return Endpoint(ep.name, ep.address, ep.port, ep.user, ep.identity_files, None)
+        try:
+            user, address, port = parse_jump_spec(spec, target.user)
+        except ValueError:
+            raise TransportError(f"{target.name}: bad jump host {spec!r}") from None
+        return Endpoint(spec, address, port, user, target.identity_files, None)
+
+    def close(self) -> None:
+        with self._slots_lock:
+            slots = list(self._slots.values())
+            self._slots.clear()
+        for slot in slots:
+            if slot.conn is not None:
+                slot.conn.close()
+
+    def __enter__(self) -> ConnectionPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
