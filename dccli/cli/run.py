@@ -33,7 +33,8 @@ def run(
     from dccli.command import as_results, run_command
     from dccli.output import jsonout
     from dccli.output.console import Env
-    from dccli.output.hostlines import LiveLines, gather as gather_lines, summary
+    from dccli.output.hostlines import LiveLines, summary
+    from dccli.output.hostlines import gather as gather_lines
 
     env = Env.from_process()
     text = " ".join(command)

@@ -131,3 +131,23 @@ class HostKeyStore:
                 key = paramiko.PKey.from_type_string(offered.key_type, offered.blob)
                 for name in names:
                     store.add(name, offered.key_type, key)
+
+    def forget(self, names: list[str]) -> None:
+        """Drop a host's entries from dccli's own known_hosts (never from the user's file)."""
+        path = self.record_path
+        with self._lock:
+            if path.is_file():
+                wanted = set(names)
+                kept = []
+                for line in path.read_text().splitlines(keepends=True):
+                    fields = line.split()
+                    if fields and not line.startswith("#") and wanted & set(fields[0].split(",")):
+                        continue
+                    kept.append(line)
+                tmp = path.with_suffix(".tmp")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.writelines(kept)
+                os.replace(tmp, path)
+            self._keys = None  # reload on next use
+

@@ -1,0 +1,93 @@
+"""Control side of the helper protocol: stream the helper and a job over ONE session, read events.
+
+The bootstrap reads exactly the helper's byte count from stdin, so the job can follow on the same
+stream; nothing is installed on the host and nothing sensitive appears in argv.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from dccli.errors import DccliError
+
+
+class HelperError(DccliError):
+    """The helper could not run on the host (no python3, protocol broken)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    kind: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    id: str
+    ok: bool
+    data: Any = None
+    error: str | None = None
+    duration_s: float = 0.0
+
+
+@lru_cache(maxsize=1)
+def helper_source() -> bytes:
+    return resources.files("dccli.remote").joinpath("helper.py").read_bytes()
+
+
+@lru_cache(maxsize=1)
+def _payload() -> tuple[str, bytes]:
+    packed = zlib.compress(helper_source(), 9)
+    # Read exactly the compressed helper; the JSON job stays on stdin for the helper's own readline.
+    command = (
+        "python3 -c 'import sys,zlib;"
+        f"exec(compile(zlib.decompress(sys.stdin.buffer.read({len(packed)})),\"dccli-helper\",\"exec\"))'"
+    )
+    return command, packed
+
+
+def run_steps(conn, steps: Iterable[Step], *, timeout: float | None = 300,
+              on_result: Callable[[StepResult], None] | None = None) -> list[StepResult]:
+    """Run steps in order in one remote session; returns one StepResult per step."""
+    steps = list(steps)
+    command, packed = _payload()
+    job = json.dumps({"steps": [{"id": s.id, "kind": s.kind, "args": s.args} for s in steps]}).encode() + b"\n"
+    results: list[StepResult] = []
+    buf = bytearray()
+
+    def feed(data: bytes) -> None:
+        buf.extend(data)
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                return
+            line = bytes(buf[:nl])
+            del buf[: nl + 1]
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # noise from a login script: not ours
+            if event.get("ev") == "result":
+                res = StepResult(str(event.get("id")), bool(event.get("ok")), event.get("data"),
+                                 event.get("error"), float(event.get("duration_s") or 0.0))
+                results.append(res)
+                if on_result:
+                    on_result(res)
+
+    outcome = conn.exec(command, stdin=packed + job, on_stdout=feed, timeout=timeout, keep_output=False)
+    if outcome.exit_code == 127 or (outcome.exit_code not in (0, None) and not results):
+        err = outcome.stderr.decode("utf-8", "replace").strip().splitlines()
+        reason = err[-1] if err else f"exit {outcome.exit_code}"
+        raise HelperError(f"{conn.name}: remote helper did not run (needs python3): {reason}")
+    if outcome.timed_out:
+        raise HelperError(f"{conn.name}: remote helper timed out after {timeout}s")
+    if len(results) < len(steps):
+        raise HelperError(f"{conn.name}: remote helper stopped after {len(results)} of {len(steps)} steps")
+    return results
