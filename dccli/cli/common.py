@@ -17,7 +17,7 @@ InventoryOpt = typer.Option(
 )
 LimitOpt = typer.Option(None, "-l", "--limit", help="Node-set pattern: gpu[01-04],@rack01,!gpu03,@gpu&@r02, @failed.")
 ForksOpt = typer.Option(64, "-f", "--forks", min=1, max=4096, help="Hosts handled at once.")
-TimeoutOpt = typer.Option(30.0, "--timeout", min=0.1, help="Seconds allowed for connecting to a host.")
+TimeoutOpt = typer.Option(None, "--timeout", min=0.1, help="Seconds allowed for connecting to a host (default: the inventory's connect_timeout, 10).")
 JsonOpt = typer.Option(False, "--json", help="One JSON document on stdout (schema_version 1).")
 
 

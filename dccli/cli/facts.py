@@ -18,7 +18,7 @@ def facts(
     inventory: Path | None = InventoryOpt,
     limit: str | None = LimitOpt,
     forks: int = ForksOpt,
-    timeout: float = TimeoutOpt,
+    timeout: float | None = TimeoutOpt,
     json_out: bool = JsonOpt,
 ) -> None:
     """Gather facts from every selected host (one remote session each) and store them."""

@@ -21,7 +21,7 @@ def trust_cmd(
     inventory: Path | None = InventoryOpt,
     limit: str | None = LimitOpt,
     forks: int = ForksOpt,
-    timeout: float = TimeoutOpt,
+    timeout: float | None = TimeoutOpt,
     replace: bool = typer.Option(False, "--replace", help="Replace a CHANGED key (after checking the host was reinstalled)."),
     json_out: bool = JsonOpt,
 ) -> None:

@@ -19,7 +19,7 @@ def run(
     inventory: Path | None = InventoryOpt,
     limit: str | None = LimitOpt,
     forks: int = ForksOpt,
-    timeout: float = TimeoutOpt,
+    timeout: float | None = TimeoutOpt,
     command_timeout: float | None = typer.Option(None, "-t", "--command-timeout", min=0.1,
                                                  help="Seconds a command may run on a host."),
     gather: bool = typer.Option(False, "-b", "--gather", help="Fold identical outputs under one node set."),

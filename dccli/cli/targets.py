@@ -23,10 +23,12 @@ def select_hosts(inventory, limit: str | None) -> list:
     return hosts
 
 
-def make_pool(inventory, connect_timeout: float):
+def make_pool(inventory, connect_timeout: float | None):
     from dccli.transport.options import ConnectOptions
     from dccli.transport.pool import ConnectionPool
 
+    if connect_timeout is None:
+        connect_timeout = inventory.defaults.connect_timeout
     return ConnectionPool(inventory, ConnectOptions(connect_timeout=connect_timeout))
 
 

@@ -29,10 +29,11 @@ def _is_padded(index: str) -> bool:
 def _number(text: str, sub: str) -> int:
     # ASCII digits only: int() would also take "+1", "1_0" or non-ASCII digits.
     if not (text.isascii() and text.isdigit()):
-        if text.startswith("-") or "-" in sub.split("/", 1)[0].strip().lstrip("0123456789 "):
-            raise NodeSetParseError(f'negative or malformed range "{sub.strip()}"')
-        what = "empty range" if not sub.strip() else f'not a number "{text}" in range "{sub.strip()}"'
-        raise NodeSetParseError(what)
+        if not sub.strip():
+            raise NodeSetParseError("empty range")
+        if not text:
+            raise NodeSetParseError(f'missing number in range "{sub.strip()}"')
+        raise NodeSetParseError(f'not a number "{text}" in range "{sub.strip()}"')
     return int(text)
 
 
@@ -47,6 +48,9 @@ def parse_subrange(sub: str) -> tuple[int, int, int, int]:
         begin = end = base.strip()
     else:
         begin, _, end = (part.strip() for part in base.partition("-"))
+        if not begin or "-" in end:
+            # ClusterShell reads these as negative indexes, which no host name can carry.
+            raise NodeSetParseError(f'negative or malformed range "{text}"')
     start, stop = _number(begin, sub), _number(end, sub)
     # Same padding rules as ClusterShell: explicit zero-padding on either bound fixes the width.
     pad = len(begin) if _is_padded(begin) else 0

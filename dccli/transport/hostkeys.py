@@ -82,7 +82,7 @@ class HostKeyStore:
         for name in names:
             entry = store.lookup(name)
             if entry:
-                types.extend(t for t in entry.keys() if t not in types)
+                types.extend(t for t in entry if t not in types)
         return types
 
     def check(self, names: Iterable[str], offered: OfferedKey) -> Verdict:

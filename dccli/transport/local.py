@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import subprocess
@@ -59,10 +60,8 @@ class LocalConnection:
                     callback(data)
         sel.close()
         if timed_out:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, 9)
-            except ProcessLookupError:
-                pass
         code = proc.wait()
         return ExecOutcome(
             exit_code=None if timed_out or code < 0 else code,

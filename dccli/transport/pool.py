@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from dccli.errors import TransportError
 from dccli.transport.hostkeys import HostKeyStore
@@ -33,16 +35,10 @@ class ConnectionPool:
         self.options = options or ConnectOptions()
         if hostkeys is None:
             extra = list(self.options.extra_known_hosts)
-            inv_known = getattr(inventory, "known_hosts", None)
-            if inv_known:
-                import os
-                from pathlib import Path
-
-                extra.append(Path(os.path.expanduser(inv_known)))
+            defaults = getattr(inventory, "defaults", None)
+            if defaults is not None and defaults.known_hosts:
+                extra.append(Path(os.path.expanduser(defaults.known_hosts)))
             if self.options.include_user_known_hosts:
-                import os
-                from pathlib import Path
-
                 extra.append(Path(os.path.expanduser("~/.ssh/known_hosts")))
             hostkeys = HostKeyStore(paths.known_hosts_path(), extra)
         self.hostkeys = hostkeys

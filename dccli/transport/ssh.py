@@ -6,6 +6,7 @@ invite AutoAddPolicy, and we want our own timeouts on every phase and a jump cha
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import time
@@ -161,10 +162,8 @@ class SSHConnection:
 
     def close(self) -> None:
         if self._sftp is not None:
-            try:
+            with contextlib.suppress(Exception):  # best effort: the transport goes next anyway
                 self._sftp.close()
-            except Exception:  # closing is best effort: the transport goes next anyway
-                pass
         self._transport.close()
 
 

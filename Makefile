@@ -1,0 +1,40 @@
+# Two commands on a fresh Debian 12 machine, as root:
+#   make demo   installs what is missing, brings up a lab cluster and drives it with dccli
+#   make test   installs what is missing and runs every test, lab included
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := openssh-server openssh-client pdsh clustershell restic iproute2 cron util-linux procps
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@mkdir -p /run/sshd
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+demo: setup
+	@PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
+
+test: setup
+	@$(BIN)/python -m pytest -q tests
+
+lint: setup
+	@$(BIN)/ruff check dccli tests bench
+
+bench: setup
+	@$(BIN)/python bench/fanout.py
+
+clean:
+	@[ -x $(BIN)/dccli ] && $(BIN)/dccli lab down --name demo || true
+	rm -rf $(VENV) .pytest_cache .ruff_cache
