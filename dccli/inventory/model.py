@@ -72,7 +72,7 @@ class Host:
     role: str | None = None
     tags: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()  # racks and groups holding this host, `all` left out
-    vars: Mapping[str, Any] = field(default=EMPTY, hash=False)  # merged: host > group > rack > cluster
+    vars: Mapping[str, Any] = field(default_factory=lambda: EMPTY, hash=False)  # merged: host > group > rack > cluster
     source: str = ""  # file:line where the host is defined
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,7 +101,7 @@ class Rack:
     location: str | None = None
     jump: str | None = None
     hosts: tuple[str, ...] = ()
-    vars: Mapping[str, Any] = field(default=EMPTY, hash=False)
+    vars: Mapping[str, Any] = field(default_factory=lambda: EMPTY, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -120,9 +120,9 @@ class Inventory:
     hosts: tuple[Host, ...]  # in file order
     racks: tuple[Rack, ...] = ()
     # Every group: `all`, then each rack, then the `groups:` section, in file order; members in host order.
-    groups: Mapping[str, tuple[str, ...]] = EMPTY
-    group_vars: Mapping[str, Mapping[str, Any]] = EMPTY  # vars of `groups:` entries (racks keep their own)
-    vars: Mapping[str, Any] = EMPTY  # cluster vars
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: EMPTY)
+    group_vars: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: EMPTY)  # vars of `groups:` entries (racks keep their own)
+    vars: Mapping[str, Any] = field(default_factory=lambda: EMPTY)  # cluster vars
     defaults: Defaults = field(default_factory=Defaults)
     _by_name: Mapping[str, Host] = field(init=False, repr=False)
 

@@ -13,7 +13,6 @@ import itertools
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Union
 
 from dccli.errors import NodeSetParseError
 from dccli.inventory.rangeset import MAX_EXPANSION, RangeSet, fold_vectors, ordered_indexes, sort_key
@@ -34,14 +33,14 @@ __all__ = [
 Resolver = Callable[[str], Iterable[str]]
 
 # One pattern's members: () for a name without digits, an index string (1D) or a tuple of them (nD).
-Index = Union[str, tuple[str, ...]]  # noqa: UP007 - a runtime alias, kept readable on 3.11
+Index = str | tuple[str, ...]
 Patterns = dict[str, frozenset[Index]]
 
 _DIGITS = re.compile(r"([0-9]+)")
 _OPERATOR = re.compile(r"[,!&^]")
 # Characters a literal node name may not hold: they would not read back as the same name.
 _NOT_IN_NAME = re.compile(r"[\s,!&^\[\]*?]|^@")
-_SPECIAL = re.compile(r"[\s,!&^\[\]@*?%]")
+_SPECIAL = re.compile(r"[\s,!&^\[\]@*?]")
 _MAX_GROUP_DEPTH = 32
 
 
