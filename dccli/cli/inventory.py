@@ -60,8 +60,13 @@ def hosts(inventory: Path | None = InventoryOpt, limit: str | None = LimitOpt, j
     from dccli.output.console import Env
 
     inv = load_inventory(inventory)
-    # @failed needs the previous run's results (state layer); until it is wired in it selects nothing.
-    selected = inv.select(limit)
+    if limit and "@failed" in limit:
+        # Shared with run/facts: binds @failed to the last fan-out's failures from the state database.
+        from dccli.cli.targets import select_hosts
+
+        selected = select_hosts(inv, limit)
+    else:
+        selected = inv.select(limit)
     env = Env.from_process()
     if json_out:
         from dccli.output.jsonout import document
@@ -91,20 +96,22 @@ def export(
 
 
 def _render_tree(inv: Any, console: Any) -> None:
+    from rich.markup import escape
     from rich.table import Table
     from rich.tree import Tree
 
-    title = f"[bold]{inv.cluster}[/]" + (f"  ({inv.path})" if inv.path else "")
+    # Locations and paths are user text: escape them so a "[" is shown, not taken as rich markup.
+    title = f"[bold]{escape(inv.cluster)}[/]" + (f"  ({escape(str(inv.path))})" if inv.path else "")
     tree = Tree(title)
     by_rack: dict[str | None, list[Any]] = {}
     for host in inv.hosts:
         by_rack.setdefault(host.rack, []).append(host)
     for rack in inv.racks:
-        label = f"[bold]{rack.name}[/]"
+        label = f"[bold]{escape(rack.name)}[/]"
         if rack.location:
-            label += f"  {rack.location}"
+            label += f"  {escape(rack.location)}"
         if rack.jump:
-            label += f"  via {rack.jump}"
+            label += f"  via {escape(rack.jump)}"
         tree.add(label).add(_host_table(by_rack.get(rack.name, [])))
     if by_rack.get(None):
         tree.add("[bold](no rack)[/]").add(_host_table(by_rack[None]))
@@ -113,15 +120,17 @@ def _render_tree(inv: Any, console: Any) -> None:
     from dccli.inventory.nodeset import fold
 
     for name, members in inv.groups.items():
-        groups.add_row(name, fold(members) if members else "-", str(len(members)))
+        groups.add_row(escape(name), escape(fold(members)) if members else "-", str(len(members)))
     console.print(groups)
 
 
 def _host_table(hosts: list[Any]) -> Any:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table("host", "address", "gpus", "model", "role", "tags", box=None, pad_edge=False)
     for h in hosts:
         address = h.address if h.port == 22 else f"{h.address}:{h.port}"
-        table.add_row(h.name, address, str(h.gpus or "-"), h.gpu_model or "-", h.role or "-", ",".join(h.tags) or "-")
+        cells = (h.name, address, str(h.gpus or "-"), h.gpu_model or "-", h.role or "-", ",".join(h.tags) or "-")
+        table.add_row(*(escape(c) for c in cells))
     return table
