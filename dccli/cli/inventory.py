@@ -11,7 +11,7 @@ import typer
 from dccli.cli.common import InventoryOpt, JsonOpt, LimitOpt, handle_errors, load_inventory
 
 
-class ExportFormat(str, enum.Enum):
+class ExportFormat(enum.StrEnum):
     ansible = "ansible"
     ssh_config = "ssh-config"
     json = "json"
@@ -36,7 +36,9 @@ def validate(inventory: Path | None = InventoryOpt) -> None:
     from dccli.output.console import Env
 
     inv = load_inventory(inventory)
-    Env.from_process().out(f"ok: {len(inv.hosts)} hosts, {len(inv.racks)} racks, {len(inv.defined_groups)} groups")
+    Env.from_process().out(
+        f"ok: {len(inv.hosts)} hosts, {len(inv.racks)} racks, {len(inv.defined_groups)} groups"
+    )
 
 
 @handle_errors
@@ -55,7 +57,9 @@ def show(inventory: Path | None = InventoryOpt, json_out: bool = JsonOpt) -> Non
 
 
 @handle_errors
-def hosts(inventory: Path | None = InventoryOpt, limit: str | None = LimitOpt, json_out: bool = JsonOpt) -> None:
+def hosts(
+    inventory: Path | None = InventoryOpt, limit: str | None = LimitOpt, json_out: bool = JsonOpt
+) -> None:
     """Host names, one per line, in inventory order (with -l: those matching the pattern)."""
     from dccli.output.console import Env
 
@@ -131,6 +135,13 @@ def _host_table(hosts: list[Any]) -> Any:
     table = Table("host", "address", "gpus", "model", "role", "tags", box=None, pad_edge=False)
     for h in hosts:
         address = h.address if h.port == 22 else f"{h.address}:{h.port}"
-        cells = (h.name, address, str(h.gpus or "-"), h.gpu_model or "-", h.role or "-", ",".join(h.tags) or "-")
+        cells = (
+            h.name,
+            address,
+            str(h.gpus or "-"),
+            h.gpu_model or "-",
+            h.role or "-",
+            ",".join(h.tags) or "-",
+        )
         table.add_row(*(escape(c) for c in cells))
     return table

@@ -57,7 +57,11 @@ def export_ansible(inv: Inventory) -> str:
 
     hosts: dict[str, dict[str, Any]] = {}
     for host in inv.hosts:
-        entry: dict[str, Any] = {"ansible_host": host.address, "ansible_port": host.port, "ansible_user": host.user}
+        entry: dict[str, Any] = {
+            "ansible_host": host.address,
+            "ansible_port": host.port,
+            "ansible_user": host.user,
+        }
         if host.connection == "local":
             entry["ansible_connection"] = "local"
         else:

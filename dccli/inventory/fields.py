@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -181,8 +182,6 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 def quote_value(value: object, limit: int = 60) -> str:
     """A value as shown in an error: strings in double quotes with escapes, never more than one line."""
     if isinstance(value, str):
-        import json
-
         text = json.dumps(value, ensure_ascii=False)
         if len(text) > limit:
             text = text[: limit - 4] + '..."'

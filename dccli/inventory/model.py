@@ -72,7 +72,8 @@ class Host:
     role: str | None = None
     tags: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()  # racks and groups holding this host, `all` left out
-    vars: Mapping[str, Any] = field(default_factory=lambda: EMPTY, hash=False)  # merged: host > group > rack > cluster
+    # Merged vars, lowest first: cluster, rack, groups in file order, host (read-only).
+    vars: Mapping[str, Any] = field(default_factory=lambda: EMPTY, hash=False)
     source: str = ""  # file:line where the host is defined
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,7 +122,8 @@ class Inventory:
     racks: tuple[Rack, ...] = ()
     # Every group: `all`, then each rack, then the `groups:` section, in file order; members in host order.
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: EMPTY)
-    group_vars: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: EMPTY)  # vars of `groups:` entries (racks keep their own)
+    # Vars of `groups:` entries (racks keep their own on Rack).
+    group_vars: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: EMPTY)
     vars: Mapping[str, Any] = field(default_factory=lambda: EMPTY)  # cluster vars
     defaults: Defaults = field(default_factory=Defaults)
     _by_name: Mapping[str, Host] = field(init=False, repr=False)

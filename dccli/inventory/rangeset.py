@@ -120,7 +120,8 @@ class RangeSet:
 
     def sorted(self) -> list[str]:
         if self._sorted is None:
-            self._sorted = sorted(self._items, key=sort_key)
+            # Two C-level sorts (text, then stable by length) equal sorted(key=sort_key), faster.
+            self._sorted = sorted(sorted(self._items), key=len)
         return self._sorted
 
     def __iter__(self) -> Iterator[str]:
@@ -205,40 +206,51 @@ def fold_vectors(points: Collection[tuple[str, ...]]) -> list[Vector]:
     axes = [frozenset(p[k] for p in points) for k in range(dim)]
     if math.prod(len(a) for a in axes) == len(points):
         return [tuple(RangeSet._trusted(a) for a in axes)]
-    veclist = [[frozenset((i,)) for i in p] for p in points]
-    veclist = _merge(veclist)
-    return [tuple(RangeSet._trusted(rg) for rg in vec) for vec in veclist]
+    # Mutable sets, merged in place: a vector absorbed by another is dropped, so nothing is shared.
+    # Single points sort by _vec_key exactly as the tuples themselves sort (text order, no ties).
+    veclist = _merge([[{i} for i in p] for p in sorted(points)], presorted=True)
+    return [tuple(RangeSet._trusted(frozenset(rg)) for rg in vec) for vec in veclist]
 
 
-def _vec_key(vec: list[frozenset[str]]) -> tuple[object, ...]:
+def _vec_key(vec: list[set[str]]) -> tuple[object, ...]:
     # RangeSetND._sort: bigger vectors first, then per axis bigger, lower first and last index (as text).
-    return (
-        -math.prod(len(rg) for rg in vec),
-        tuple((-len(rg), min(rg, key=sort_key), max(rg, key=sort_key)) for rg in vec),
-    )
-
-
-def _merged(v1: list[frozenset[str]], v2: list[frozenset[str]]) -> list[frozenset[str]] | None:
-    """v1 and v2 merged if they differ on one axis only (disjoint or nested there), else None."""
-    new: list[frozenset[str]] = []
-    diff = 0
-    for rg1, rg2 in zip(v1, v2, strict=True):
-        if rg1 == rg2:
-            new.append(rg1)
-            continue
-        diff += 1
-        if diff > 1:
-            return None
-        if not rg1 & rg2:
-            new.append(rg1 | rg2)
-        elif rg1 > rg2 or rg1 < rg2:
-            new.append(rg2 if rg2 > rg1 else rg1)
+    axes = []
+    size = 1
+    for rg in vec:
+        size *= len(rg)
+        if len(rg) == 1:
+            (only,) = rg
+            axes.append((-1, only, only))
         else:
-            return None
-    return new
+            axes.append((-len(rg), min(rg, key=sort_key), max(rg, key=sort_key)))
+    return (-size, tuple(axes))
 
 
-def _merge(veclist: list[list[frozenset[str]]]) -> list[list[frozenset[str]]]:
+def _merge_into(v1: list[set[str]], v2: list[set[str]]) -> bool:
+    """Merge v2 into v1 if they differ on one axis only (disjoint or nested there), as RangeSetND does."""
+    pos = -1
+    nested = False
+    for k, (rg1, rg2) in enumerate(zip(v1, v2, strict=True)):
+        if rg1 == rg2:
+            continue
+        if pos >= 0:
+            return False
+        pos = k
+        if rg1.isdisjoint(rg2):
+            nested = False
+        elif rg1 > rg2 or rg1 < rg2:
+            nested = True
+        else:
+            return False
+    if pos >= 0:
+        if not nested:
+            v1[pos] |= v2[pos]
+        elif v2[pos] > v1[pos]:
+            v1[pos] = v2[pos]
+    return True
+
+
+def _merge(veclist: list[list[set[str]]], presorted: bool = False) -> list[list[set[str]]]:
     """RangeSetND._fold_multivariate_merge, with the same pass structure and hence the same result.
 
     Quick passes merge each vector with the run of vectors that follow it until one does not merge;
@@ -248,35 +260,30 @@ def _merge(veclist: list[list[frozenset[str]]]) -> list[list[frozenset[str]]]:
     changed = True
     while changed:
         changed = False
-        veclist.sort(key=_vec_key)
+        if not presorted:
+            veclist.sort(key=_vec_key)
+        presorted = False
         if not full:
-            out: list[list[frozenset[str]]] = []
+            out: list[list[set[str]]] = []
             current = veclist[0]
             for vec in veclist[1:]:
-                new = _merged(current, vec)
-                if new is None:
+                if _merge_into(current, vec):
+                    changed = True
+                else:
                     out.append(current)
                     current = vec
-                else:
-                    current = new
-                    changed = True
             out.append(current)
             veclist = out
             if not changed:
                 changed = full = True
         else:
             alive = [True] * len(veclist)
-            for i in range(len(veclist)):
+            for i, current in enumerate(veclist):
                 if not alive[i]:
                     continue
-                current = veclist[i]
                 for j in range(i + 1, len(veclist)):
-                    if alive[j]:
-                        new = _merged(current, veclist[j])
-                        if new is not None:
-                            current = new
-                            alive[j] = False
-                            changed = True
-                veclist[i] = current
+                    if alive[j] and _merge_into(current, veclist[j]):
+                        alive[j] = False
+                        changed = True
             veclist = [v for v, keep in zip(veclist, alive, strict=True) if keep]
     return veclist

@@ -46,8 +46,12 @@ def expect(node: YNode, src: Source, kind: str, what: str) -> None:
         raise src.error(f"expected {what}, got {node.describe()}", node)
 
 
-def section(schema: Schema, *, allow_null: bool = False) -> Check:
-    """A mapping whose keys come from `schema`; unknown keys get a did-you-mean."""
+def section(schema: Schema, *, allow_null: bool = False, extensions: bool = False) -> Check:
+    """A mapping whose keys come from `schema`; unknown keys get a did-you-mean.
+
+    With `extensions`, keys starting with `x-` are ignored (docker-compose's convention): a place to
+    define YAML anchors that other entries merge in with `<<: *name`.
+    """
 
     def check(node: YNode, src: Source) -> Record:
         if allow_null and node.kind == "scalar" and node.value is None:
@@ -55,7 +59,7 @@ def section(schema: Schema, *, allow_null: bool = False) -> Check:
         expect(node, src, "map", "a mapping")
         values: dict[str, Any] = {}
         for key, key_node in node.keys.items():
-            if key not in schema:
+            if key not in schema and not (extensions and key.startswith("x-")):
                 hint = fields.did_you_mean(key, schema)
                 known = "" if hint else f" (known keys: {', '.join(schema)})"
                 raise src.error(f"unknown key {key!r}{hint}{known}", key_node)
@@ -103,15 +107,17 @@ def string(problem: Callable[[str], str | None] | None = None, what: str = "a st
     return check
 
 
-def integer(low: int, high: int | None = None) -> Check:
-    what = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+def integer(low: int, high: int | None = None, what: str | None = None) -> Check:
+    what = what or (f"an integer >= {low}" if high is None else f"an integer from {low} to {high}")
 
     def check(node: YNode, src: Source) -> int:
         value = node.value
         # bool is an int in Python, but `gpus: yes` is a mistake, not 1.
-        ok = node.kind == "scalar" and isinstance(value, int) and not isinstance(value, bool)
-        if not ok or value < low or (high is not None and value > high):
+        if node.kind != "scalar" or not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise src.error(f"expected {what}, got {node.describe()}", node)
+        if high is not None and value > high:
+            limit = "" if str(high) in what else f" (at most {high})"
+            raise src.error(f"expected {what}{limit}, got {node.describe()}", node)
         return value
 
     return check

@@ -26,7 +26,7 @@ def select_hosts(inv: Inventory, pattern: str | None, failed: Iterable[str] = ()
         raise UsageError("--limit: empty pattern")
     from dccli.inventory.nodeset import NodeSet, fold
 
-    shown = one_line(pattern)
+    shown = repr(pattern)  # repr escapes newlines and control characters: the error stays one line
     # Failed names that are no longer in the inventory are dropped: they come from the state, not the user.
     failed_names = [name for name in failed if name in inv]
     unknown_groups: list[str] = []
@@ -45,13 +45,13 @@ def select_hosts(inv: Inventory, pattern: str | None, failed: Iterable[str] = ()
         if unknown_groups:
             name = unknown_groups[0]
             hint = did_you_mean(name, [*inv.groups, FAILED])
-            raise UsageError(f"--limit {shown!r}: unknown group '@{one_line(name)}'{hint}") from None
-        raise UsageError(f"--limit {shown!r}: {one_line(str(exc))}") from None
+            raise UsageError(f"--limit {shown}: unknown group {'@' + name!r}{hint}") from None
+        raise UsageError(f"--limit {shown}: {one_line(str(exc))}") from None
     wanted = set(nodes)
     unknown = sorted(wanted.difference(inv.names()))
     if unknown:
         if len(unknown) == 1:
             hint = did_you_mean(unknown[0], inv.names())
-            raise UsageError(f"--limit {shown!r}: unknown host {one_line(unknown[0])!r}{hint}")
-        raise UsageError(f"--limit {shown!r}: unknown hosts {one_line(fold(unknown))}")
+            raise UsageError(f"--limit {shown}: unknown host {unknown[0]!r}{hint}")
+        raise UsageError(f"--limit {shown}: unknown hosts {one_line(fold(unknown))}")
     return [h for h in inv.hosts if h.name in wanted]

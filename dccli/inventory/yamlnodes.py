@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dccli.errors import InventoryError
-from dccli.inventory.fields import one_line
+from dccli.inventory.fields import one_line, quote_value
 
 _MAX_NODES = 200_000  # far above any real inventory; stops alias bombs
 _MAX_DEPTH = 64
@@ -34,21 +34,11 @@ class YNode:
     keys: dict[str, YNode] = field(default_factory=dict)  # map only: key -> the key's own node (position)
 
     def describe(self) -> str:
-        from dccli.inventory.fields import quote_value
-
         if self.kind == "map":
             return "a mapping"
         if self.kind == "seq":
             return "a list"
         return quote_value(self.value)
-
-    def plain(self) -> Any:
-        """The value as plain Python (dicts, lists, scalars)."""
-        if self.kind == "map":
-            return {k: v.plain() for k, v in self.value.items()}
-        if self.kind == "seq":
-            return [v.plain() for v in self.value]
-        return self.value
 
 
 class Source:
@@ -87,7 +77,9 @@ def parse(text: str, source: Source) -> YNode | None:
         ) from None
     except yaml.reader.ReaderError as exc:
         line, column = _position(text, exc.position)
-        raise source.error_at(f"invalid YAML: unacceptable character #x{exc.character:04x}", line, column) from None
+        raise source.error_at(
+            f"invalid YAML: unacceptable character #x{exc.character:04x}", line, column
+        ) from None
     except yaml.YAMLError as exc:
         raise source.error_at(f"invalid YAML: {str(exc).splitlines()[0]}", None, None) from None
     except RecursionError:
@@ -145,10 +137,15 @@ class _Walker:
         if node.tag in _RAW_SCALARS:
             return node.value
         if node.tag not in _PLAIN_SCALARS:
-            raise self.source.error(f"unsupported YAML tag {node.tag}", YNode("scalar", None, *_mark(node), path))
+            raise self.source.error(
+                f"unsupported YAML tag {node.tag}", YNode("scalar", None, *_mark(node), path)
+            )
         try:
             return self.constructor.construct_object(node, deep=True)
-        except (self.yaml.YAMLError, ValueError, OverflowError) as exc:
+        except (ValueError, OverflowError):
+            # Python refuses integers over 4300 digits; nothing in an inventory needs one.
+            raise self.source.error("number too large", YNode("scalar", None, *_mark(node), path)) from None
+        except self.yaml.YAMLError as exc:
             raise self.source.error(
                 f"cannot read value: {str(exc).splitlines()[0]}", YNode("scalar", None, *_mark(node), path)
             ) from None
@@ -191,7 +188,9 @@ class _Walker:
                     if key not in values:
                         child_path = f"{path}.{key}" if path else key
                         values[key] = _repath(value, child_path)
-                        keys[key] = YNode("scalar", key, merged.keys[key].line, merged.keys[key].column, child_path)
+                        keys[key] = YNode(
+                            "scalar", key, merged.keys[key].line, merged.keys[key].column, child_path
+                        )
         return YNode("map", values, line, column, path, keys)
 
 
@@ -203,10 +202,14 @@ def _repath(node: YNode, path: str) -> YNode:
     """A merged value reports errors under the key path where it was merged in, at its anchor's position."""
     if node.kind == "map":
         values = {k: _repath(v, f"{path}.{k}") for k, v in node.value.items()}
-        keys = {
-            k: YNode("scalar", k, kn.line, kn.column, f"{path}.{k}") for k, kn in node.keys.items()
-        }
+        keys = {k: YNode("scalar", k, kn.line, kn.column, f"{path}.{k}") for k, kn in node.keys.items()}
         return YNode("map", values, node.line, node.column, path, keys)
     if node.kind == "seq":
-        return YNode("seq", [_repath(v, f"{path}[{i}]") for i, v in enumerate(node.value)], node.line, node.column, path)
+        return YNode(
+            "seq",
+            [_repath(v, f"{path}[{i}]") for i, v in enumerate(node.value)],
+            node.line,
+            node.column,
+            path,
+        )
     return YNode("scalar", node.value, node.line, node.column, path)

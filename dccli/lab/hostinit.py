@@ -35,6 +35,7 @@ MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
+MS_REMOUNT = 32
 MS_BIND = 4096
 MS_MOVE = 8192
 MS_REC = 16384
@@ -118,7 +119,9 @@ def make_dev(root: str) -> None:
     os.mkdir(f"{dev}/pts", 0o755)
     os.mkdir(f"{dev}/shm", 0o1777)
     # A new devpts instance: the host's ptys are its own, not the control node's.
-    mount("devpts", f"{dev}/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    mount(
+        "devpts", f"{dev}/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"
+    )
     mount("tmpfs", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
 
 
@@ -126,6 +129,14 @@ def build_root(spec: dict) -> str:
     root = spec["merged"]
     mount("overlay", root, "overlay", 0, overlay_options(spec["upper"], spec["work"]))
     mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    # The kernel is the control node's: as Docker does, a host may read but not change sysctls, and
+    # cannot reboot or crash the machine through /proc/sysrq-trigger.
+    mount(root + "/proc/sys", root + "/proc/sys", None, MS_BIND)
+    mount(
+        "none", root + "/proc/sys", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+    )
+    if os.path.exists(root + "/proc/sysrq-trigger"):  # absent from kernels built without magic SysRq
+        mount("/dev/null", root + "/proc/sysrq-trigger", None, MS_BIND)
     mount("sysfs", root + "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     make_dev(root)
     mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=1g")
@@ -148,7 +159,8 @@ def start_sshd(spec: dict) -> None:
         [spec["sshd"], "-E", "/var/log/sshd.log"], env=env, stdin=subprocess.DEVNULL, capture_output=True
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"sshd exited {proc.returncode}: {proc.stderr.decode(errors='replace').strip()}")
+        detail = " | ".join(proc.stderr.decode(errors="replace").strip().splitlines())
+        raise RuntimeError(f"sshd exited {proc.returncode}: {detail}")
 
 
 def reap_forever() -> None:

@@ -75,7 +75,8 @@ class LabInfo:
     hosts: tuple[LabHost, ...]
     state: str = "up"  # creating | starting | up
     tag: str = ""  # random token in every host init's environment: finds them even if lab.json is partial
-    disk_mount: Path | None = None  # a tmpfs holding upper dirs when the labs dir cannot (see host.py)
+    disk_mount: Path | None = None  # a tmpfs holding upper dirs when the labs dir cannot (see manager.py)
+    gpus_per_host: int = 0  # simulated GPUs (a later feature); written into the inventory
 
     def host(self, name: str) -> LabHost:
         for host in self.hosts:
@@ -97,6 +98,7 @@ class LabInfo:
             "key_path": str(self.key_path),
             "known_hosts_path": str(self.known_hosts_path),
             "disk_mount": str(self.disk_mount) if self.disk_mount else None,
+            "gpus_per_host": self.gpus_per_host,
             "hosts": [host.to_dict() for host in self.hosts],
         }
 
@@ -113,6 +115,7 @@ class LabInfo:
             state=data.get("state", "up"),
             tag=data.get("tag", ""),
             disk_mount=Path(data["disk_mount"]) if data.get("disk_mount") else None,
+            gpus_per_host=int(data.get("gpus_per_host", 0)),
         )
 
 
@@ -150,7 +153,6 @@ class LabStatus:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema_version": SCHEMA_VERSION,
             "name": self.lab.name,
             "index": self.lab.index,
             "state": self.lab.state,

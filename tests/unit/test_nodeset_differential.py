@@ -29,22 +29,27 @@ FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, Heal
 
 # -- expression generator -------------------------------------------------------------------------------
 
-LITERALS = ["n", "gpu", "r", "c", "-ib", ".", "node-", "x.", "10.1.0.", "1", "0", "07", "a_b"]
+PREFIXES = ["n", "gpu", "r", "c", "node-", "x.", "10.1.0.", "1", "n0", "a_b", ""]
+# Digits next to a bracket exercise ClusterShell's amendment (n[1-2]0 is n[10,20]); kept rare as they
+# cannot follow a range with a /step.
+BETWEEN = ["n", "c", "-", "-ib", ".", "p"] * 2 + ["0"]
+SUFFIXES = [""] * 8 + ["-ib", ".e", "-ib", ".e", "0", "5"]
 BROKEN_RANGES = ["5-2", "01-100", "", "1-3/0", "3/2", "a", "1-", "08-9"]
 
 
 @st.composite
-def subranges(draw: st.DrawFn) -> str:
-    if draw(st.integers(0, 40)) == 0:  # now and then an invalid one: both sides must reject it
+def subranges(draw: st.DrawFn, width: int) -> str:
+    if draw(st.integers(0, 250)) == 123:  # now and then an invalid one: both sides must reject it
         return draw(st.sampled_from(BROKEN_RANGES))
-    width = draw(st.sampled_from([0, 0, 0, 2, 3]))
-    start = draw(st.integers(0, 20))
+    if draw(st.integers(0, 5)) == 0:  # mixed padding in one set: gpu[1-10] next to gpu[01-10]
+        width = draw(st.sampled_from([0, 2, 3]))
+    start = draw(st.integers(0, 12))
     stop = draw(st.integers(start, start + 8))
 
     def fmt(v: int) -> str:
         return str(v).zfill(width) if width else str(v)
 
-    kind = draw(st.sampled_from(["one", "range", "range", "step"]))
+    kind = draw(st.sampled_from(["one", "one", "range", "range", "range", "step"]))
     if kind == "one":
         return fmt(start)
     text = f"{fmt(start)}-{fmt(stop)}"
@@ -52,25 +57,39 @@ def subranges(draw: st.DrawFn) -> str:
 
 
 @st.composite
-def terms(draw: st.DrawFn) -> str:
-    brackets = draw(st.sampled_from([0, 1, 1, 1, 2, 2, 2, 3]))
-    parts = [draw(st.sampled_from(LITERALS))]
-    for _ in range(brackets):
-        parts.append("[" + ",".join(draw(st.lists(subranges(), min_size=1, max_size=3))) + "]")
-        parts.append(draw(st.sampled_from(["", "n", "c", "-", "-ib", ".", "p", "0", "5"])))
-    if brackets == 0:
-        parts.append(draw(st.sampled_from(["", "1", "01", "2", "10"])))
-    return "".join(parts)
+def skeletons(draw: st.DrawFn) -> tuple[list[str], list[int]]:
+    """Literal parts and per-bracket padding width: operands built on one skeleton share a pattern."""
+    brackets = draw(st.sampled_from([0, 1, 1, 2, 2, 2, 3]))
+    literals = [draw(st.sampled_from(PREFIXES))]
+    literals += [draw(st.sampled_from(BETWEEN)) for _ in range(brackets - 1)]
+    literals.append(
+        draw(st.sampled_from(SUFFIXES)) if brackets else draw(st.sampled_from(["", "1", "01", "x"]))
+    )
+    if not brackets and not literals[0] + literals[1]:
+        literals[0] = "n"
+    widths = [draw(st.sampled_from([0, 0, 2, 3])) for _ in range(brackets)]
+    return literals, widths
+
+
+@st.composite
+def operands(draw: st.DrawFn, skeleton: tuple[list[str], list[int]]) -> str:
+    literals, widths = skeleton
+    out = literals[0]
+    for k, width in enumerate(widths):
+        ranges = draw(st.lists(subranges(width), min_size=1, max_size=3))
+        out += "[" + ",".join(ranges) + "]" + literals[k + 1]
+    return out if widths else "".join(literals)
 
 
 @st.composite
 def expressions(draw: st.DrawFn) -> str:
-    # Operands share a few names so that ! & ^ really overlap; "," dominates as in real use.
-    shared = draw(st.lists(terms(), min_size=1, max_size=2))
-    pool = st.one_of(st.sampled_from(shared), terms())
-    expr = draw(pool)
-    for _ in range(draw(st.integers(0, 3))):
-        expr += draw(st.sampled_from([",", ",", "!", "&", "^"])) + draw(pool)
+    # One or two skeletons per expression so that , ! & ^ really overlap and nD sets fold into
+    # several vectors; "," dominates as in real use.
+    shapes = draw(st.lists(skeletons(), min_size=1, max_size=2))
+    expr = draw(operands(draw(st.sampled_from(shapes))))
+    for _ in range(draw(st.integers(0, 4))):
+        op = draw(st.sampled_from([",", ",", "!", "&", "^"]))
+        expr += op + draw(operands(draw(st.sampled_from(shapes))))
     return expr
 
 
@@ -97,15 +116,13 @@ def ours(expr: str) -> tuple[str, list[str], int] | None:
 # -- Python API ---------------------------------------------------------------------------------------
 
 
-@FAST
-@settings(max_examples=2500)
+@settings(FAST, max_examples=1500)
 @given(expressions())
 def test_parse_fold_expand_count_match_clustershell(expr: str) -> None:
     assert ours(expr) == reference(expr), expr
 
 
-@FAST
-@settings(max_examples=400)
+@settings(FAST, max_examples=300)
 @given(st.lists(expressions(), min_size=1, max_size=3), st.randoms(use_true_random=False))
 def test_fold_of_shuffled_names_matches_clustershell(exprs: list[str], rnd) -> None:
     names: list[str] = []
@@ -119,16 +136,29 @@ def test_fold_of_shuffled_names_matches_clustershell(exprs: list[str], rnd) -> N
     assert list(NodeSet.from_names(names)) == list(expected)
 
 
-@FAST
-@settings(max_examples=400)
+_INDEX = st.sampled_from(["0", "1", "2", "3", "4", "5", "7", "8", "9", "10", "11", "01", "02", "03", "010"])
+
+
+@settings(FAST, max_examples=600)
+@given(st.sets(st.tuples(_INDEX, _INDEX) | st.tuples(_INDEX, _INDEX, st.sampled_from("123")), max_size=40))
+def test_fold_of_sparse_nd_points_matches_clustershell(points: set[tuple[str, ...]]) -> None:
+    # Arbitrary (not expression-shaped) point sets drive RangeSetND's greedy merge and its tie-breaks.
+    names = ["r{}n{}".format(*p) if len(p) == 2 else "r{}n{}c{}".format(*p) for p in points]
+    expected = cs_nodeset.NodeSet.fromlist(names, resolver=cs_nodeset.RESOLVER_NOGROUP)
+    assert fold(names) == str(expected)
+    assert list(NodeSet.from_names(names)) == list(expected)
+
+
+@settings(FAST, max_examples=300)
 @given(expressions(), expressions())
 def test_set_operators_match_clustershell(left: str, right: str) -> None:
-    if reference(left) is None or reference(right) is None:
+    try:
+        ca = cs_nodeset.NodeSet(left, resolver=cs_nodeset.RESOLVER_NOGROUP)
+        cb = cs_nodeset.NodeSet(right, resolver=cs_nodeset.RESOLVER_NOGROUP)
+    except (cs_nodeset.NodeSetException, cs_nodeset.RangeSetParseError):
         return
     a = NodeSet.parse(left)
     b = NodeSet.parse(right)
-    ca = cs_nodeset.NodeSet(left, resolver=cs_nodeset.RESOLVER_NOGROUP)
-    cb = cs_nodeset.NodeSet(right, resolver=cs_nodeset.RESOLVER_NOGROUP)
     for mine, theirs in ((a | b, ca | cb), (a & b, ca & cb), (a - b, ca - cb), (a ^ b, ca ^ cb)):
         assert (str(mine), list(mine)) == (str(theirs), list(theirs))
 
@@ -179,7 +209,9 @@ def _app():
 
 
 @pytest.mark.skipif(NODESET_BIN is None, reason="ClusterShell's nodeset command is not installed")
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 @given(command_lines())
 def test_cli_output_is_byte_identical_to_nodeset_binary(argv: list[str]) -> None:
     from typer.testing import CliRunner
@@ -195,7 +227,11 @@ def test_python_m_dccli_nodeset_entry_point() -> None:
     argv = ["-f", "r[1-2]n[01-16]!r2n[03-04]", "r3n[01-15]", "10.1.0.[11-14]"]
     expected = subprocess.run([NODESET_BIN, *argv], capture_output=True, text=True, check=True).stdout
     done = subprocess.run(
-        [sys.executable, "-m", "dccli", "nodeset", *argv], capture_output=True, text=True, cwd=ROOT, timeout=60
+        [sys.executable, "-m", "dccli", "nodeset", *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
     assert (done.returncode, done.stdout) == (0, expected), done.stderr
     bad = subprocess.run(
