@@ -64,19 +64,28 @@ class NodeSet:
 
     __slots__ = ("_folded", "_hash", "_len", "_patterns")
 
-    def __init__(self, patterns: Patterns | None = None) -> None:
-        # Internal constructor; use parse() or from_names().
-        self._patterns: Patterns = patterns or {}
-        self._len = sum(len(m) for m in self._patterns.values())
+    def __init__(self, expr: str = "") -> None:
+        """NodeSet("gpu[1-4]") is NodeSet.parse("gpu[1-4]") (no groups); NodeSet() is empty."""
+        self._set(_Parser(None).parse(expr) if expr else {})
+
+    def _set(self, patterns: Patterns) -> None:
+        self._patterns = patterns
+        self._len = sum(len(m) for m in patterns.values())
         self._hash: int | None = None
         self._folded: dict[str, list[tuple[RangeSet, ...]]] = {}
+
+    @classmethod
+    def _of(cls, patterns: Patterns) -> NodeSet:
+        inst = cls.__new__(cls)
+        inst._set(patterns)
+        return inst
 
     # -- construction -------------------------------------------------------------------------------
 
     @classmethod
     def parse(cls, expr: str, resolver: Resolver | None = None) -> NodeSet:
         """Parse a node-set expression; operators apply left to right, as in ClusterShell."""
-        return cls(_Parser(resolver).parse(expr))
+        return cls._of(_Parser(resolver).parse(expr))
 
     @classmethod
     def from_names(cls, names: Iterable[str]) -> NodeSet:
@@ -95,7 +104,7 @@ class NodeSet:
                 acc[pat].add(member)
             else:
                 acc[pat] = {member}
-        return cls({p: frozenset(m) for p, m in acc.items()})
+        return cls._of({p: frozenset(m) for p, m in acc.items()})
 
     # -- set protocol -------------------------------------------------------------------------------
 
@@ -159,22 +168,22 @@ class NodeSet:
     def __or__(self, other: object) -> NodeSet:
         if not isinstance(other, NodeSet):
             return NotImplemented
-        return NodeSet(_combine(self._patterns, other._patterns, ","))
+        return NodeSet._of(_combine(self._patterns, other._patterns, ","))
 
     def __and__(self, other: object) -> NodeSet:
         if not isinstance(other, NodeSet):
             return NotImplemented
-        return NodeSet(_combine(self._patterns, other._patterns, "&"))
+        return NodeSet._of(_combine(self._patterns, other._patterns, "&"))
 
     def __sub__(self, other: object) -> NodeSet:
         if not isinstance(other, NodeSet):
             return NotImplemented
-        return NodeSet(_combine(self._patterns, other._patterns, "!"))
+        return NodeSet._of(_combine(self._patterns, other._patterns, "!"))
 
     def __xor__(self, other: object) -> NodeSet:
         if not isinstance(other, NodeSet):
             return NotImplemented
-        return NodeSet(_combine(self._patterns, other._patterns, "^"))
+        return NodeSet._of(_combine(self._patterns, other._patterns, "^"))
 
     # -- folding ------------------------------------------------------------------------------------
 
@@ -239,7 +248,7 @@ class _Parser:
 
     def _resolve(self, pat: str, rsets: list[RangeSet], expr: str) -> Patterns:
         group_set: Patterns = {}
-        for group_ref in NodeSet({pat: _term_members(pat, rsets, expr)}):
+        for group_ref in NodeSet._of({pat: _term_members(pat, rsets, expr)}):
             name = group_ref[1:]
             if name in self.stack or len(self.stack) >= _MAX_GROUP_DEPTH:
                 chain = " -> ".join(f"@{g}" for g in (*self.stack, name))

@@ -60,8 +60,10 @@ class Env:
     def stdout_console(self):  # -> rich.console.Console, imported lazily
         from rich.console import Console
 
+        # Off a terminal rich assumes 80 columns; a pipe or file should get whole rows instead.
+        width = None if self.stdout_isatty else 250
         return Console(file=self.stdout, force_terminal=self.color_stdout, no_color=not self.color_stdout,
-                       highlight=False, soft_wrap=True)
+                       highlight=False, width=width)
 
     def stderr_console(self):
         from rich.console import Console

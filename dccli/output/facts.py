@@ -16,7 +16,7 @@ def facts_table(facts: list):
 
     table = Table(box=None, header_style="bold", pad_edge=False)
     for col in ("host", "os", "kernel", "cpus", "memory", "root free", "gpus", "driver", "cuda", "ib"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=True)
     for f in facts:
         root = next((d for d in f.disks if d.mount == "/"), None)
         models = sorted({g.name for g in f.gpus})

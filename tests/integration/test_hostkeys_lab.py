@@ -18,13 +18,8 @@ def dccli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def small_lab(request):
-    from dccli.lab.manager import lab_down, lab_up
-
-    name = f"k{os.getpid() % 100000}"
-    info = lab_up(name=name, hosts=2)
-    request.addfinalizer(lambda: lab_down(name=name))
-    return info
+def small_lab(make_lab):
+    return make_lab(hosts=2)
 
 
 def test_changed_host_key_is_refused_and_nothing_runs(small_lab):
@@ -53,7 +48,8 @@ def test_unknown_host_key_is_refused_until_trusted(small_lab, tmp_path):
     """Without the lab's known_hosts, the key is unknown: refused (exit 4) until `hosts trust` records it."""
     text = small_lab.inventory_path.read_text()
     inv = tmp_path / "inv.yml"
-    inv.write_text("\n".join(line for line in text.splitlines() if "known_hosts" not in line) + "\n")
+    inv.write_text("\n".join(line for line in text.splitlines() if not line.strip().startswith("known_hosts:")) + "\n")
+    assert "known_hosts" not in inv.read_text()
     proc = dccli("run", "-i", str(inv), "-l", "node01", "hostname")
     assert proc.returncode == 4 and "unknown host key" in proc.stderr
     trusted = dccli("hosts", "trust", "-i", str(inv), "-l", "node01")

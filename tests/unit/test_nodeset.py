@@ -150,6 +150,7 @@ def test_nodeset_is_an_immutable_set() -> None:
     a = NodeSet.parse("n[1-4]")
     b = NodeSet.from_names(["n4", "n3", "n2", "n1", "n1"])
     assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert NodeSet("n[1-4]") == a and NodeSet() == NodeSet.parse("")
     assert "n3" in a and "n5" not in a and "n[1-2]" not in a and 3 not in a
     assert NodeSet.parse("n[2-3]") in a and NodeSet.parse("n[2-3]") <= a and a >= NodeSet.parse("n1")
     assert bool(a) and not NodeSet() and not NodeSet.parse("n1!n1")

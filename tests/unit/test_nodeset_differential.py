@@ -116,7 +116,7 @@ def ours(expr: str) -> tuple[str, list[str], int] | None:
 # -- Python API ---------------------------------------------------------------------------------------
 
 
-@settings(FAST, max_examples=1500)
+@settings(FAST, max_examples=1200)
 @given(expressions())
 def test_parse_fold_expand_count_match_clustershell(expr: str) -> None:
     assert ours(expr) == reference(expr), expr
@@ -149,7 +149,7 @@ def test_fold_of_sparse_nd_points_matches_clustershell(points: set[tuple[str, ..
     assert list(NodeSet.from_names(names)) == list(expected)
 
 
-@settings(FAST, max_examples=300)
+@settings(FAST, max_examples=200)
 @given(expressions(), expressions())
 def test_set_operators_match_clustershell(left: str, right: str) -> None:
     try:
