@@ -85,7 +85,7 @@ def main() -> None:
         }
         if shutil.which("ansible", path=str(BIN)) or shutil.which("ansible"):
             ansible = shutil.which("ansible", path=str(BIN)) or shutil.which("ansible")
-            commands["ansible"] = [ansible, "-i", str(ans_inv), nodeset, "-m", "command", "-a", "hostname",
+            commands["ansible"] = [ansible, "-i", str(ans_inv), ",".join(names), "-m", "command", "-a", "hostname",
                                    "-f", str(n)]
         missing = [t for t, argv in commands.items() if not shutil.which(argv[0])]
         if missing:

@@ -67,9 +67,15 @@ def export_ansible(inv: Inventory) -> str:
         else:
             if host.identity_file:
                 entry["ansible_ssh_private_key_file"] = host.identity_file
+            ssh_args = []
             chain = jump_chain(inv, host)
             if chain:
-                entry["ansible_ssh_common_args"] = f"-o ProxyJump={chain}"
+                ssh_args.append(f"-o ProxyJump={chain}")
+            if inv.defaults.known_hosts:
+                # The same files dccli checks, so Ansible verifies the very keys dccli trusts.
+                ssh_args.append(f"-o 'UserKnownHostsFile={inv.defaults.known_hosts} ~/.ssh/known_hosts'")
+            if ssh_args:
+                entry["ansible_ssh_common_args"] = " ".join(ssh_args)
         # What Ansible would compute from all + groups (sorted by name, later wins) without host vars.
         ansible_view = dict(cluster_vars)
         for group in sorted(host.groups):

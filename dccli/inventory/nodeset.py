@@ -252,7 +252,8 @@ class _Parser:
             name = group_ref[1:]
             if name in self.stack or len(self.stack) >= _MAX_GROUP_DEPTH:
                 chain = " -> ".join(f"@{g}" for g in (*self.stack, name))
-                raise NodeSetParseError(f"group cycle: {chain}")
+                what = "group cycle" if name in self.stack else f"groups nested over {_MAX_GROUP_DEPTH} deep"
+                raise NodeSetParseError(f"{what}: {chain}")
             if self.resolver is None:
                 raise NodeSetParseError(f'unknown group "@{name}" in "{expr}" (no groups defined)')
             try:
@@ -263,7 +264,7 @@ class _Parser:
                 try:
                     sub = _Parser(self.resolver, (*self.stack, name)).parse(members)
                 except NodeSetParseError as exc:
-                    if str(exc).startswith("group cycle"):
+                    if str(exc).startswith(("group cycle", "groups nested")):
                         raise
                     raise NodeSetParseError(f'group "@{name}": {exc}') from None
                 group_set = _combine(group_set, sub, ",")

@@ -106,6 +106,11 @@ def _create(name: str, hosts: int, port: int) -> LabInfo:
             return all(hostmod.address_bindable(host_address(index, n), port) for n in range(1, hosts + 1))
 
         try:
+            if not hostmod.address_bindable("127.255.255.254", port):
+                # Taken on an address no lab uses: something listens on 0.0.0.0:port (a system sshd?).
+                raise LabError(
+                    f"port {port} is taken on all loopback addresses (0.0.0.0:{port}?): use --port 2222"
+                )
             index = registry.claim_index(directory, free)
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)

@@ -42,9 +42,14 @@ def expected_ansible_hostvars(inv: Inventory, name: str) -> dict[str, Any]:
     else:
         if host.identity_file:
             want["ansible_ssh_private_key_file"] = host.identity_file
+        args = []
         chain = jump_chain(inv, host)
         if chain:
-            want["ansible_ssh_common_args"] = f"-o ProxyJump={chain}"
+            args.append(f"-o ProxyJump={chain}")
+        if inv.defaults.known_hosts:
+            args.append(f"-o 'UserKnownHostsFile={inv.defaults.known_hosts} ~/.ssh/known_hosts'")
+        if args:
+            want["ansible_ssh_common_args"] = " ".join(args)
     want.update(thaw(host.vars))
     return want
 

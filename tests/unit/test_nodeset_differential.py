@@ -89,7 +89,8 @@ def expressions(draw: st.DrawFn) -> str:
     expr = draw(operands(draw(st.sampled_from(shapes))))
     for _ in range(draw(st.integers(0, 4))):
         op = draw(st.sampled_from([",", ",", "!", "&", "^"]))
-        expr += op + draw(operands(draw(st.sampled_from(shapes))))
+        pad = draw(st.sampled_from(["", "", "", "", " "]))  # ClusterShell ignores blanks around operands
+        expr += pad + op + pad + draw(operands(draw(st.sampled_from(shapes))))
     return expr
 
 
