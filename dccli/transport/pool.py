@@ -43,6 +43,9 @@ class ConnectionPool:
             hostkeys = HostKeyStore(paths.known_hosts_path(), extra)
         self.hostkeys = hostkeys
         self.keys = KeyRing(use_agent=self.options.use_agent)
+        from dccli.transport.paramiko_import import import_paramiko
+
+        import_paramiko(self.options.ssh_config_path)
         self._ssh_config = load_ssh_config(self.options.ssh_config_path)
         self._slots: dict[str, _Slot] = {}
         self._slots_lock = threading.Lock()

@@ -133,7 +133,12 @@ class SSHConnection:
                         break
                 if not self._transport.is_active():
                     raise TransportError(f"{self.name}: connection lost")
-                select.select([chan], [], [], wait)
+                if chan.eof_received:
+                    # After EOF paramiko keeps the channel's pipe readable forever: select() would spin
+                    # until exit-status arrives, burning the CPU every other host needs. Wait on it instead.
+                    chan.status_event.wait(wait)
+                else:
+                    select.select([chan], [], [], wait)
             code = None if timed_out else chan.recv_exit_status()
         finally:
             chan.close()
