@@ -169,6 +169,7 @@ def _bring_up(info: LabInfo, say: Progress) -> LabInfo:
     for h, keys in zip(info.hosts, public, strict=True):
         lines += sshkeys.known_hosts_lines(h.address, h.port, keys)
     info.known_hosts_path.write_text("\n".join(lines) + "\n")
+    _forget_recorded_keys(info)  # an earlier lab on these addresses had other keys
     info = dataclasses.replace(info, state="starting")
     registry.save(info)
 
@@ -258,7 +259,17 @@ def lab_down(name: str = "default") -> None:
     except OSError as exc:
         raise LabError(f"lab {name!r}: cannot remove {directory}: {exc}") from exc
     if info is not None:
+        _forget_recorded_keys(info)
         registry.release_index(info.index, directory)
+
+
+def _forget_recorded_keys(info: LabInfo) -> None:
+    """Drop this lab's addresses from dccli's own known_hosts (`hosts trust` may have recorded them):
+    the addresses are reused by the next lab with this index, whose hosts have new keys."""
+    from dccli.paths import known_hosts_path
+    from dccli.transport.hostkeys import HostKeyStore, known_hosts_name
+
+    HostKeyStore(known_hosts_path()).forget([known_hosts_name(h.address, h.port) for h in info.hosts])
 
 
 def lab_status(name: str = "default") -> LabStatus:

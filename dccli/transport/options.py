@@ -33,13 +33,11 @@ class Endpoint:
 
     @property
     def known_hosts_names(self) -> list[str]:
+        """Keys are looked up and recorded by the address we connect to, as OpenSSH does (after
+        HostName). Never by inventory name: `node01` of one cluster or lab is not `node01` of another."""
         from dccli.transport.hostkeys import known_hosts_name
 
-        names = [known_hosts_name(self.address, self.port)]
-        alias = known_hosts_name(self.name, self.port)
-        if alias not in names:
-            names.append(alias)
-        return names
+        return [known_hosts_name(self.address, self.port)]
 
 
 def parse_jump_spec(spec: str, default_user: str) -> tuple[str, str, int]:

@@ -14,7 +14,7 @@ def import_paramiko(ssh_config: Path | None = None):
     if "paramiko" not in sys.modules and "invoke" not in sys.modules and not _uses_match_exec(ssh_config):
         sys.modules["invoke"] = None  # type: ignore[assignment]  # makes `import invoke` raise ImportError
         try:
-            import paramiko  # noqa: F401
+            import paramiko
         finally:
             del sys.modules["invoke"]  # anything else may still import invoke normally
     import paramiko
