@@ -17,8 +17,13 @@ def import_paramiko(ssh_config: Path | None = None):
             import paramiko
         finally:
             del sys.modules["invoke"]  # anything else may still import invoke normally
+    import logging
+
     import paramiko
 
+    # paramiko logs its transport threads' failures; we report each failure once, as a value.
+    logging.getLogger("paramiko").addHandler(logging.NullHandler())
+    logging.getLogger("paramiko").propagate = False
     return paramiko
 
 

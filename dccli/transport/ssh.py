@@ -52,11 +52,7 @@ class SSHConnection:
                 sec = transport.get_security_options()
                 preferred = [t for t in known if t in sec.key_types]
                 sec.key_types = tuple(preferred + [t for t in sec.key_types if t not in preferred])
-            try:
-                transport.start_client(timeout=options.connect_timeout)
-            except (paramiko.SSHException, EOFError, OSError) as exc:
-                raise TransportError(f"{label}: SSH handshake failed: {_reason(exc)}") from None
-            server_key = transport.get_remote_server_key()
+            server_key = _handshake(transport, label, options.connect_timeout)
             hostkeys.verify(label, endpoint.known_hosts_names,
                             OfferedKey(server_key.get_name(), server_key.asbytes()))
             _authenticate(transport, endpoint, keys, label)
@@ -170,6 +166,23 @@ class SSHConnection:
             with contextlib.suppress(Exception):  # best effort: the transport goes next anyway
                 self._sftp.close()
         self._transport.close()
+
+
+def _handshake(transport, label: str, timeout: float):
+    """Banner + key exchange within `timeout`; returns the server's host key.
+
+    paramiko's start_client returns quietly when its timeout expires mid-handshake (the transport
+    thread is still waiting for a banner), so the key's presence is what proves the handshake ended.
+    """
+    import paramiko
+
+    try:
+        transport.start_client(timeout=timeout)
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        raise TransportError(f"{label}: SSH handshake failed: {_reason(exc)}") from None
+    if not transport.is_active() or transport.host_key is None:
+        raise TransportError(f"{label}: SSH handshake timed out after {timeout:g}s (no banner or key exchange)")
+    return transport.get_remote_server_key()
 
 
 class KeyRing:

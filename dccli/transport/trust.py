@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dccli.errors import HostKeyError, TransportError
+from dccli.errors import HostKeyError
 from dccli.executor import AUTH, OK, fan_out
 from dccli.transport.hostkeys import OfferedKey, Verdict
 
@@ -24,18 +24,14 @@ def fetch_key(endpoint, options, via=None) -> OfferedKey:
     """Key exchange only, then close: we learn the key without authenticating or running anything."""
     import paramiko
 
-    from dccli.transport.ssh import _open_socket, _reason
+    from dccli.transport.ssh import _handshake, _open_socket
 
     sock = _open_socket(endpoint, options, via)
     transport = paramiko.Transport(sock)
     try:
         transport.banner_timeout = options.connect_timeout
         transport.handshake_timeout = options.connect_timeout
-        try:
-            transport.start_client(timeout=options.connect_timeout)
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise TransportError(f"{endpoint.name}: SSH handshake failed: {_reason(exc)}") from None
-        key = transport.get_remote_server_key()
+        key = _handshake(transport, endpoint.name, options.connect_timeout)
         return OfferedKey(key.get_name(), key.asbytes())
     finally:
         transport.close()
