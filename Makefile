@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 	fi
 	@mkdir -p /run/sshd
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	@$(BIN)/python -m pip install --disable-pip-version-check -e '.[test]' > $(VENV)/pip.log 2>&1 \
+		|| { tail -40 $(VENV)/pip.log; exit 1; }
 	@touch $(STAMP)
 
 demo: setup

@@ -23,9 +23,10 @@ def facts(
 ) -> None:
     """Gather facts from every selected host (one remote session each) and store them."""
     import time
+    from contextlib import closing
 
     from dccli.cli.common import load_inventory
-    from dccli.cli.targets import _closing, make_pool, remember, select_hosts
+    from dccli.cli.targets import make_pool, remember, select_hosts
     from dccli.facts.gather import gather, store
     from dccli.output import jsonout
     from dccli.output.console import Env
@@ -40,7 +41,7 @@ def facts(
     with make_pool(inv, timeout) as pool:
         group = gather(hosts, pool, forks=forks)
     got = [o.value for o in group.outcomes if o.value is not None]
-    with _closing(db.connect()) as conn:
+    with closing(db.connect()) as conn:
         store(conn, inv.cluster, got)
     remember(inv, "facts", "facts", started, group)
     if json_out:

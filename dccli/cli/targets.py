@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 
 
@@ -11,7 +12,7 @@ def select_hosts(inventory, limit: str | None) -> list:
     if limit and "@failed" in limit:
         from dccli.state import commands, db
 
-        with _closing(db.connect()) as conn:
+        with closing(db.connect()) as conn:
             failed = commands.last_failed(conn, inventory.cluster)
     hosts = inventory.select(limit, failed=failed)
     if not hosts:
@@ -36,20 +37,9 @@ def remember(inventory, kind: str, command: str, started_at: float, group) -> No
     """Record each host's fate so `--limit @failed` can re-target the failures."""
     from dccli.state import commands, db
 
-    with _closing(db.connect()) as conn:
+    with closing(db.connect()) as conn:
         commands.record(conn, cluster=inventory.cluster, kind=kind, command=command, started_at=started_at,
                         outcomes=group.outcomes, exit_code=int(group.exit_code()))
-
-
-class _closing:
-    def __init__(self, conn) -> None:
-        self.conn = conn
-
-    def __enter__(self):
-        return self.conn
-
-    def __exit__(self, *exc) -> None:
-        self.conn.close()
 
 
 __all__ = ["Path", "make_pool", "remember", "select_hosts"]

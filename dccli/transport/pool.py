@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from dccli.transport.options import (
 
 @dataclass
 class _Slot:
-    lock: threading.Lock
+    lock: threading.RLock
     conn: object | None = None
 
 
@@ -63,45 +64,48 @@ class ConnectionPool:
         with self._slots_lock:
             slot = self._slots.get(key)
             if slot is None:
-                slot = self._slots[key] = _Slot(threading.Lock())
+                slot = self._slots[key] = _Slot(threading.RLock())
             return slot
 
     def _get_endpoint(self, endpoint: Endpoint, depth: int = 0):
         from dccli.transport.ssh import SSHConnection
 
         if depth > 8:
-            raise TransportError(f"{endpoint.name}: jump host chain too long (loop?)")
-        key = f"{endpoint.user}@{endpoint.address}:{endpoint.port}"
-        slot = self._slot(key)
-        with slot.lock:  # two hosts behind one bastion share the bastion's connection
+            raise TransportError(f"{endpoint.name}: jump host chain too long (a loop through ProxyJump?)")
+        slot = self._slot(f"{endpoint.user}@{endpoint.address}:{endpoint.port}")
+        # Re-entrant: a ProxyJump loop then fails on depth instead of deadlocking on its own slot.
+        with slot.lock:  # hosts behind one bastion share the bastion's connection
             conn = slot.conn
             if conn is not None and conn.is_active():
                 return conn
             via = None
             if endpoint.jump:
-                # ProxyJump a,b,c: connect to a, through it to b, ...; the last hop reaches the target.
-                via = None
-                for hop in endpoint.jump.split(","):
-                    hop_ep = self._jump_endpoint(hop.strip(), endpoint)
-                    via = self._get_endpoint(hop_ep, depth + 1) if via is None else \
-                        self._chain(via, hop_ep)
+                # ProxyJump a,b,c (OpenSSH): reach c through b through a; c's connection carries ours.
+                hops = [h.strip() for h in endpoint.jump.split(",") if h.strip()]
+                last = self._jump_endpoint(hops[-1], endpoint)
+                if len(hops) > 1:
+                    last = dataclasses.replace(last, jump=",".join(hops[:-1]))
+                via = self._get_endpoint(last, depth + 1)
             slot.conn = SSHConnection.open(endpoint, hostkeys=self.hostkeys, keys=self.keys,
                                            options=self.options, via=via)
             return slot.conn
 
-    def _chain(self, via, hop_ep: Endpoint):
-        from dccli.transport.ssh import SSHConnection
-
-        return SSHConnection.open(hop_ep, hostkeys=self.hostkeys, keys=self.keys, options=self.options, via=via)
+    def jump_connection(self, endpoint: Endpoint):
+        """The connection that carries connections to `endpoint`, or None when it is reached directly."""
+        if not endpoint.jump:
+            return None
+        hops = [h.strip() for h in endpoint.jump.split(",") if h.strip()]
+        last = self._jump_endpoint(hops[-1], endpoint)
+        if len(hops) > 1:
+            last = dataclasses.replace(last, jump=",".join(hops[:-1]))
+        return self._get_endpoint(last, 1)
 
     def _jump_endpoint(self, spec: str, target: Endpoint) -> Endpoint:
+        """A hop: an inventory host (with its own jump, if any) or an OpenSSH [user@]host[:port]."""
         try:
-            jump_host = self.inventory.host(spec)
+            return self.endpoint(self.inventory.host(spec))
         except KeyError:
-            jump_host = None
-        if jump_host is not None:
-            ep = self.endpoint(jump_host)
-            return Endpoint(ep.name, ep.address, ep.port, ep.user, ep.identity_files, None)
+            pass
         try:
             user, address, port = parse_jump_spec(spec, target.user)
         except ValueError:

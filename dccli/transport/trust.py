@@ -42,10 +42,7 @@ def trust(hosts: list, pool, *, forks: int = 64, replace: bool = False, on_event
 
     def work(host) -> tuple[str, TrustResult]:
         endpoint = pool.endpoint(host)
-        via = None
-        if endpoint.jump:
-            hop = endpoint.jump.split(",")[0].strip()
-            via = pool._get_endpoint(pool._jump_endpoint(hop, endpoint))
+        via = pool.jump_connection(endpoint)
         offered = fetch_key(endpoint, pool.options, via)
         names = endpoint.known_hosts_names
         verdict = store.check(names, offered)

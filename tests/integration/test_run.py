@@ -173,3 +173,32 @@ def test_jump_host_reaches_hosts_through_a_bastion(lab, tmp_path):
         conn = pool.get(loaded.host("node02"))
         assert type(conn.transport.sock).__name__ == "Channel"  # tunnelled, not a direct socket
         assert conn.exec("hostname").stdout == b"node02\n"
+
+
+def test_jump_chain_two_hops(lab, tmp_path):
+    """node03 behind node02 behind node01: each hop's own jump is followed, connections are shared."""
+    a = {h.name: h.address for h in lab.hosts}
+    inv = tmp_path / "chain.yml"
+    inv.write_text(
+        f"cluster: chain\ndefaults:\n  identity_file: {lab.key_path}\n  known_hosts: {lab.known_hosts_path}\n"
+        f"hosts:\n  node01: {{address: {a['node01']}}}\n"
+        f"  node02: {{address: {a['node02']}, jump: node01}}\n"
+        f"  node03: {{address: {a['node03']}, jump: node02}}\n"
+        f"  node04: {{address: {a['node04']}, jump: node02}}\n")
+    proc = dccli("run", "-i", str(inv), "-l", "node[03-04]", "hostname")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.splitlines()) == ["node03: node03", "node04: node04"]
+    from dccli.inventory.loader import load
+    from dccli.transport.options import ConnectOptions
+    from dccli.transport.pool import ConnectionPool
+
+    loaded = load(inv)
+    with ConnectionPool(loaded, ConnectOptions(ssh_config_path=None)) as pool:
+        c3 = pool.get(loaded.host("node03"))
+        c4 = pool.get(loaded.host("node04"))
+        c2 = pool.get(loaded.host("node02"))
+        c1 = pool.get(loaded.host("node01"))
+        assert c3.transport.sock.get_transport() is c2.transport  # node03's socket is a channel of node02's
+        assert c4.transport.sock.get_transport() is c2.transport  # shared bastion connection
+        assert c2.transport.sock.get_transport() is c1.transport
+        assert c3.exec("hostname").stdout == b"node03\n"
