@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from contextlib import closing
-from pathlib import Path
 
 
 def select_hosts(inventory, limit: str | None) -> list:
@@ -42,4 +41,4 @@ def remember(inventory, kind: str, command: str, started_at: float, group) -> No
                         outcomes=group.outcomes, exit_code=int(group.exit_code()))
 
 
-__all__ = ["Path", "make_pool", "remember", "select_hosts"]
+__all__ = ["make_pool", "remember", "select_hosts"]
