@@ -1,4 +1,6 @@
 # dccli remote helper: runs ON the managed host, streamed over the SSH session's stdin.
+# The program sent is this file, then every dccli/remote/steps/*.py (more @handler step kinds, sharing
+# this namespace), then a call to main().
 # Stdlib only, Python 3.6+ (old distributions' python3), no files written unless a step asks.
 # Protocol: stdin carries this program, then one JSON job {"steps": [{"id", "kind", "args"}]}.
 # stdout carries JSON lines: {"ev": "hello"|"start"|"result"|"end", ...}. One line per event,
@@ -136,7 +138,3 @@ def main():
             emit(ev="result", id=sid, ok=False, error="%s: %s" % (type(exc).__name__, exc),
                  duration_s=time.time() - t0)
     emit(ev="end")
-
-
-if __name__ == "__main__":
-    main()

@@ -39,7 +39,14 @@ class StepResult:
 
 @lru_cache(maxsize=1)
 def helper_source() -> bytes:
-    return resources.files("dccli.remote").joinpath("helper.py").read_bytes()
+    """The core, each steps/*.py (capabilities' step kinds, in name order), then the call to main()."""
+    root = resources.files("dccli.remote")
+    parts = [root.joinpath("helper.py").read_bytes()]
+    steps = sorted((f for f in root.joinpath("steps").iterdir() if f.name.endswith(".py") and f.name != "__init__.py"),
+                   key=lambda f: f.name)
+    parts += [b"\n# --- steps/" + f.name.encode() + b"\n" + f.read_bytes() for f in steps]
+    parts.append(b"\nmain()\n")
+    return b"".join(parts)
 
 
 @lru_cache(maxsize=1)

@@ -1,51 +1,27 @@
 """Open the state database, applying additive migrations once.
 
-Each capability appends its migrations to MIGRATIONS; a migration is never edited after it ships,
-only followed by a new one (SkyPilot's lesson: state must survive upgrades).
+Migrations are SQL files in dccli/state/migrations/, named <capability>_<NNN>_<what>.sql and applied in
+name order; each is recorded by name in schema_migrations, so capabilities add their own files without
+touching a shared list, and a shipped file is never edited, only followed by a new one (SkyPilot's
+lesson: state must survive upgrades).
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 from dccli.errors import StateError
 
-MIGRATIONS: list[str] = [
-    # 1: fan-out commands and each host's fate, for `--limit @failed`
-    """
-    CREATE TABLE commands (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        cluster TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        command TEXT NOT NULL,
-        started_at REAL NOT NULL,
-        finished_at REAL,
-        exit_code INTEGER
-    );
-    CREATE TABLE command_hosts (
-        command_id INTEGER NOT NULL REFERENCES commands(id) ON DELETE CASCADE,
-        host TEXT NOT NULL,
-        status TEXT NOT NULL,
-        exit_code INTEGER,
-        error TEXT,
-        duration_s REAL,
-        PRIMARY KEY (command_id, host)
-    );
-    CREATE INDEX command_hosts_by_host ON command_hosts(host);
-    """,
-    # 2: facts, latest per host plus history
-    """
-    CREATE TABLE facts (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        cluster TEXT NOT NULL,
-        host TEXT NOT NULL,
-        gathered_at REAL NOT NULL,
-        data TEXT NOT NULL
-    );
-    CREATE INDEX facts_by_host ON facts(cluster, host, gathered_at);
-    """,
-]
+
+@lru_cache(maxsize=1)
+def migrations() -> tuple[tuple[str, str], ...]:
+    folder = resources.files("dccli.state").joinpath("migrations")
+    found = [(f.name.removesuffix(".sql"), f.read_text()) for f in folder.iterdir() if f.name.endswith(".sql")]
+    return tuple(sorted(found))
 
 
 def connect(path: Path | None = None) -> sqlite3.Connection:
@@ -67,19 +43,41 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
     return conn
 
 
+def _applied(conn: sqlite3.Connection) -> set[str]:
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    return {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version >= len(MIGRATIONS):
+    pending = [m for m in migrations() if m[0] not in _applied(conn)]
+    if not pending:
         return
     conn.execute("BEGIN IMMEDIATE")  # one process migrates; others wait on the busy timeout
     try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
+        done = _applied(conn)
+        for name, script in pending:
+            if name in done:
+                continue
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations(name, applied_at) VALUES (?, ?)", (name, time.time()))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (sqlite3.complete_statement knows about quotes and triggers)."""
+    out: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        if not current and line.strip().startswith("--"):
+            continue
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    if current.strip():
+        out.append(current.strip())
+    return out

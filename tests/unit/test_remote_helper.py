@@ -48,3 +48,9 @@ def test_missing_python_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(HelperError, match="needs python3"):
         run_steps(LocalConnection(), [Step("x", "facts")])
+
+
+def test_step_files_extend_the_helper():
+    results = run_steps(LocalConnection(), [Step("s", "stat", {"paths": ["/", "/nonexistent"]})])
+    assert results[0].ok and results[0].data["/nonexistent"] is None
+    assert results[0].data["/"]["mode"] & 0o040000
