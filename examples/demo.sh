@@ -9,7 +9,7 @@ DCCLI_INVENTORY=$(dccli lab inventory --name demo)
 export DCCLI_INVENTORY
 step dccli inventory validate
 step dccli inventory show
-step dccli nodeset -f 'node[01-08]' '!node03'
+step dccli nodeset -f 'node[01-08]!node03'
 step dccli run -l 'node[01-04]' 'echo "$(hostname) runs $(uname -r)"'
 step dccli run -b 'grep PRETTY_NAME /etc/os-release'
 step dccli facts

@@ -15,7 +15,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 InventoryOpt = typer.Option(
     None, "-i", "--inventory", help="Inventory file (default: $DCCLI_INVENTORY, ./inventory/cluster.yml, the lab's, localhost)."
 )
-LimitOpt = typer.Option(None, "-l", "--limit", help="Node-set pattern: gpu[01-04],@rack01,!gpu03,@gpu&@r02, @failed.")
+LimitOpt = typer.Option(None, "-l", "--limit", help="Node-set pattern: gpu[01-04], @rack01, gpu[01-16]!gpu03, @gpu&@r02, @failed.")
 ForksOpt = typer.Option(64, "-f", "--forks", min=1, max=4096, help="Hosts handled at once.")
 TimeoutOpt = typer.Option(None, "--timeout", min=0.1, help="Seconds allowed for connecting to a host (default: the inventory's connect_timeout, 10).")
 JsonOpt = typer.Option(False, "--json", help="One JSON document on stdout (schema_version 1).")
