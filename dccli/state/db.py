@@ -43,9 +43,19 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
     return conn
 
 
+# Databases from before named migrations counted them in user_version: these are what it counted.
+_NUMBERED = ("core_001_commands", "core_002_facts")
+
+
 def _applied(conn: sqlite3.Connection) -> set[str]:
     conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
-    return {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+    names = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+    if not names:
+        numbered = conn.execute("PRAGMA user_version").fetchone()[0]
+        names = set(_NUMBERED[:numbered])
+        conn.executemany("INSERT OR IGNORE INTO schema_migrations(name, applied_at) VALUES (?, 0)",
+                         [(n,) for n in names])
+    return names
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

@@ -73,3 +73,19 @@ def test_jump_spec():
     assert parse_jump_spec("ops@bastion:2222", "root") == ("ops", "bastion", 2222)
     assert parse_jump_spec("bastion", "root") == ("root", "bastion", 22)
     assert parse_jump_spec("[::1]:2200", "root") == ("root", "::1", 2200)
+
+
+def test_database_from_numbered_migrations_is_adopted(tmp_path):
+    """A state.db made when migrations were counted in user_version keeps its data and migrates on."""
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    for _name, script in db.migrations()[:2]:
+        old.executescript(script)
+    old.execute("INSERT INTO facts(cluster, host, gathered_at, data) VALUES ('c', 'h', 1.0, '{}')")
+    old.execute("PRAGMA user_version = 2")
+    old.commit()
+    old.close()
+    conn = db.connect(path)
+    assert conn.execute("SELECT COUNT(*) FROM facts").fetchone()[0] == 1
+    applied = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
+    assert applied == {name for name, _ in db.migrations()}
