@@ -96,25 +96,8 @@ class SSHConnection:
         timed_out = False
         try:
             while True:
-                got = False
-                while chan.recv_ready():
-                    data = chan.recv(_READ_SIZE)
-                    if not data:
-                        break
-                    got = True
-                    if keep_output:
-                        out.append(data)
-                    if on_stdout:
-                        on_stdout(data)
-                while chan.recv_stderr_ready():
-                    data = chan.recv_stderr(_READ_SIZE)
-                    if not data:
-                        break
-                    got = True
-                    if keep_output:
-                        err.append(data)
-                    if on_stderr:
-                        on_stderr(data)
+                got = _drain(chan.recv_ready, chan.recv, out if keep_output else None, on_stdout)
+                got = _drain(chan.recv_stderr_ready, chan.recv_stderr, err if keep_output else None, on_stderr) or got
                 if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
                     break
                 if chan.closed and not got:
@@ -166,6 +149,21 @@ class SSHConnection:
             with contextlib.suppress(Exception):  # best effort: the transport goes next anyway
                 self._sftp.close()
         self._transport.close()
+
+
+def _drain(ready, recv, sink: list[bytes] | None, callback: OutputCallback | None) -> bool:
+    """Read one stream of a channel until nothing is buffered; True if anything came."""
+    got = False
+    while ready():
+        data = recv(_READ_SIZE)
+        if not data:
+            break
+        got = True
+        if sink is not None:
+            sink.append(data)
+        if callback:
+            callback(data)
+    return got
 
 
 def _handshake(transport, label: str, timeout: float):
