@@ -202,3 +202,14 @@ def test_jump_chain_two_hops(lab, tmp_path):
         assert c4.transport.sock.get_transport() is c2.transport  # shared bastion connection
         assert c2.transport.sock.get_transport() is c1.transport
         assert c3.exec("hostname").stdout == b"node03\n"
+
+
+@pytest.mark.slow
+def test_sixty_four_hosts_at_once(make_lab):
+    """The default forks (64) against 64 real sshd on this 2-core machine: nobody dropped."""
+    lab64 = make_lab(hosts=64)
+    proc = dccli("run", "-i", str(lab64.inventory_path), "--json", "hostname")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(proc.stdout)["results"]
+    assert len(results) == 64
+    assert all(r["stdout"] == r["host"] + "\n" for r in results)
