@@ -24,6 +24,12 @@ def up_cmd(
     hosts: int = typer.Option(8, "--hosts", min=1, max=1024, help="Number of hosts (racks of 8)."),
     name: str = NameOpt,
     port: int = typer.Option(22, "--port", min=1, max=65535, help="sshd port on every host address."),
+    gpus: int = typer.Option(
+        0, "--gpus", min=0, max=16, help="SIMULATED GPUs per host (nvidia-smi, Xid logs); 0: none."
+    ),
+    gpu_model: str = typer.Option(
+        "H100-SXM5-80GB", "--gpu-model", help="Simulated GPU model: H100-SXM5-80GB, A100-SXM4-80GB or H200."
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Start a lab and write its inventory; prints the inventory path once every sshd answers."""
@@ -35,7 +41,7 @@ def up_cmd(
 
     env = Env.from_process()
     started = time.monotonic()
-    info = lab_up(name, hosts, port=port, progress=env.err)
+    info = lab_up(name, hosts, port=port, progress=env.err, gpus=gpus, gpu_model=gpu_model)
     first, last = info.hosts[0], info.hosts[-1]
     env.err(
         f"lab {info.name}: {len(info.hosts)} hosts up in {time.monotonic() - started:.1f}s "
@@ -96,3 +102,75 @@ def inventory_cmd(name: str = NameOpt) -> None:
     if not info.inventory_path.is_file():
         raise LabError(f"lab {name!r} is {info.state}: no inventory yet")
     Env.from_process().out(str(info.inventory_path))
+
+
+@lab_app.command("fault")
+@handle_errors
+def fault_cmd(
+    host: str = typer.Argument(..., help="Lab host, e.g. node03."),
+    gpu: int | None = typer.Option(
+        None, "--gpu", min=0, help="GPU index for GPU faults (default 0); with --clear, only that GPU."
+    ),
+    xid: int | None = typer.Option(
+        None, "--xid", min=1, help="Log an Xid CODE for the GPU (79 also takes it off the bus)."
+    ),
+    ecc_dbe: int | None = typer.Option(
+        None, "--ecc-dbe", min=1, help="Add N double-bit ECC errors (volatile + aggregate)."
+    ),
+    row_remap_pending: bool = typer.Option(
+        False, "--row-remap-pending", help="A row remap pending (needs a reset)."
+    ),
+    retired_pages: int | None = typer.Option(
+        None, "--retired-pages", min=1, help="Retire N pages (pending until reboot)."
+    ),
+    temp: int | None = typer.Option(
+        None, "--temp", min=0, max=130, help="Set the GPU temperature (C); throttles when hot."
+    ),
+    fell_off_bus: bool = typer.Option(False, "--fell-off-bus", help="The GPU falls off the bus (Xid 79)."),
+    disk_full: str | None = typer.Option(None, "--disk-full", help="Make PATH a 16 MiB tmpfs and fill it."),
+    sshd_stop: bool = typer.Option(False, "--sshd-stop", help="Stop the host's sshd."),
+    freeze: bool = typer.Option(False, "--freeze", help="SIGSTOP every process of the host."),
+    clear: bool = typer.Option(False, "--clear", help="Remove every fault of the host (or of --gpu N)."),
+    name: str = NameOpt,
+) -> None:
+    """Inject one SIMULATED fault into a running lab host (docs/lab.md lists what each one does)."""
+    from dccli.errors import UsageError
+    from dccli.lab.faults import Fault, inject
+    from dccli.lab.registry import load
+    from dccli.output.console import Env
+
+    chosen = [
+        Fault(kind, gpu, value)
+        for kind, value, given in (
+            ("xid", xid, xid is not None),
+            ("ecc_dbe", ecc_dbe, ecc_dbe is not None),
+            ("row_remap_pending", None, row_remap_pending),
+            ("retired_pages", retired_pages, retired_pages is not None),
+            ("temp", temp, temp is not None),
+            ("fell_off_bus", None, fell_off_bus),
+            ("disk_full", disk_full, disk_full is not None),
+            ("sshd_stop", None, sshd_stop),
+            ("freeze", None, freeze),
+            ("clear", None, clear),
+        )
+        if given
+    ]
+    if len(chosen) != 1:
+        raise UsageError(
+            "give exactly one of --xid, --ecc-dbe, --row-remap-pending, --retired-pages, --temp, "
+            "--fell-off-bus, --disk-full, --sshd-stop, --freeze, --clear"
+        )
+    if gpu is not None and chosen[0].kind in ("disk_full", "sshd_stop", "freeze"):
+        raise UsageError(f"--gpu does not apply to --{chosen[0].kind.replace('_', '-')}")
+    Env.from_process().err(f"lab {name}: " + inject(load(name), host, chosen[0]) + " (simulated)")
+
+
+@lab_app.command("reboot")
+@handle_errors
+def reboot_cmd(host: str = typer.Argument(..., help="Lab host, e.g. node03."), name: str = NameOpt) -> None:
+    """Restart a lab host's namespaces with its disk kept; waits for its sshd (faults: see docs/lab.md)."""
+    from dccli.lab.reboot import reboot
+    from dccli.output.console import Env
+
+    env = Env.from_process()
+    reboot(name, host, progress=lambda line: env.err(f"lab {name}: {line}"))

@@ -110,6 +110,13 @@ def gpu_model_problem(value: str) -> str | None:
     return "may only hold letters, digits, spaces and . _ + / - (128 at most)"
 
 
+def service_name_problem(value: str) -> str | None:
+    """systemd unit / process names for health checks: passed as argv, never through a shell."""
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9@._:+-]{0,127}", value):
+        return None
+    return "may only hold letters, digits and @ . _ : + - (128 at most)"
+
+
 def text_problem(value: str) -> str | None:
     if len(value) > 200:
         return "is longer than 200 characters"

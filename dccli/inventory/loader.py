@@ -98,6 +98,35 @@ HOST: Schema = {
 }
 
 
+def _health_number(node: YNode, src: Source) -> float:
+    value = node.value
+    if node.kind != "scalar" or not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        raise src.error(f"expected a number >= 0, got {node.describe()}", node)
+    return value
+
+
+def _health_bool(node: YNode, src: Source) -> bool:
+    if node.kind != "scalar" or not isinstance(node.value, bool):
+        raise src.error(f"expected true or false, got {node.describe()}", node)
+    return node.value
+
+
+_health_names = list_of(string(fields.service_name_problem, "a service or name"), "a list of names")
+
+# Health-check thresholds (dccli/health/thresholds.py TABLE documents each default and its source).
+HEALTH: Schema = {
+    **{k: Field(_health_number) for k in (
+        "temp_warn_c", "temp_crit_c", "ecc_sbe_volatile_warn", "ecc_sbe_aggregate_warn", "ecc_dbe_volatile_crit",
+        "ecc_dbe_aggregate_warn", "retired_pages_warn", "retired_pages_crit", "remap_uncorrectable_warn",
+        "pcie_gen_busy_pct", "disk_warn_pct", "disk_crit_pct", "inodes_warn_pct", "inodes_crit_pct",
+        "mem_available_warn_pct", "mem_available_crit_pct", "load_per_cpu_warn", "clock_offset_warn_s",
+        "clock_skew_warn_s", "clock_skew_crit_s", "ib_rate_gbps", "defunct_warn")},
+    "throttle_reasons": Field(_health_names),
+    "required_services": Field(_health_names),
+    "require_persistence": Field(_health_bool),
+}
+
+
 def _host_name_key(key: str) -> str | None:
     # Checked after range expansion; here only what no pattern can fix.
     return "is empty" if not key else None
@@ -110,6 +139,7 @@ RACK: Schema = {
     "jump": Field(_jump),
     "vars": Field(_vars),
     "hosts": Field(_host_table),
+    "health": Field(section(HEALTH)),
 }
 
 _group_exprs = string_or_list(string(what="a node-set expression"), "a node-set expression or a list of them")
@@ -117,6 +147,7 @@ _group_exprs = string_or_list(string(what="a node-set expression"), "a node-set 
 GROUP: Schema = {
     "hosts": Field(_group_exprs, required=True),
     "vars": Field(_vars),
+    "health": Field(section(HEALTH)),
 }
 
 
@@ -132,6 +163,13 @@ def _group_name_problem(name: str) -> str | None:
     return fields.identifier_problem(name)
 
 
+def _backup(node: YNode, src: Source) -> Record:
+    # The backup capability owns its table (docs/backup.md); imported only when a file has the section.
+    from dccli.backup.profile import check_section
+
+    return check_section(node, src)
+
+
 TOP: Schema = {
     "cluster": Field(string(fields.cluster_name_problem, "a cluster name"), required=True),
     "defaults": Field(section(DEFAULTS, allow_null=True)),
@@ -139,6 +177,8 @@ TOP: Schema = {
     "hosts": Field(_host_table),
     "groups": Field(mapping_of(_group_name_problem, _group, "group name")),
     "vars": Field(_vars),
+    "health": Field(section(HEALTH), doc="health-check thresholds for every host (docs/health.md)"),
+    "backup": Field(_backup, doc="backup repositories and profiles (docs/backup.md)"),
 }
 
 # ---- entry points --------------------------------------------------------------------------------------
@@ -199,4 +239,29 @@ def _load_text(text: str, src: Source, path: Path | None) -> Inventory:
     if root.kind != "map":
         raise src.error(f"expected a mapping at the top level, got {root.describe()}", root)
     top = section(TOP, extensions=True)(root, src)
-    return build(src, path, top)
+    inventory = build(src, path, top)
+    if "backup" in top:
+        # Host selections and storage hosts resolve only against built hosts.
+        import dataclasses
+
+        from dccli.backup.profile import resolve_section
+
+        inventory = dataclasses.replace(inventory, backup=resolve_section(top.values["backup"], inventory, src))
+    health = _health_overrides(top)
+    if health:
+        import dataclasses
+
+        inventory = dataclasses.replace(inventory, health=freeze(health))
+    return inventory
+
+
+def _health_overrides(top: Record) -> dict[str, dict[str, Any]]:
+    """`health:` sections by owner: "" for the top level, then racks and groups in file order."""
+    out: dict[str, dict[str, Any]] = {}
+    if "health" in top:
+        out[""] = dict(top.values["health"].values)
+    for section_name in ("racks", "groups"):
+        for name, (_, rec) in top.get(section_name, {}).items():
+            if isinstance(rec, Record) and "health" in rec:
+                out[name] = dict(rec.get("health").values)
+    return out

@@ -126,6 +126,10 @@ class Inventory:
     group_vars: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: EMPTY)
     vars: Mapping[str, Any] = field(default_factory=lambda: EMPTY)  # cluster vars
     defaults: Defaults = field(default_factory=Defaults)
+    # The `backup:` section (dccli.backup.profile.BackupConfig) when the file has one.
+    backup: Any = field(default=None, hash=False)
+    # `health:` threshold overrides by owner: "" (top level), rack or group name (dccli/health/thresholds.py).
+    health: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: EMPTY, hash=False)
     _by_name: Mapping[str, Host] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -204,6 +204,9 @@ def probe_overlay(directory: Path) -> str | None:
 def start_host(lab: LabInfo, host: LabHost, timeout: float = 60.0) -> LabHost:
     """Start the host's init (namespaces, mounts, sshd); returns host with init_pid/init_start set."""
     upper, work, merged = dirs_of(host)
+    from dccli.lab.gpusim import install
+
+    install.on_boot(upper)  # new boot id and boot time (a reboot is a start too), fresh kernel log
     spec = {
         "hostname": host.name,
         "upper": str(upper),

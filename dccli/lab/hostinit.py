@@ -135,6 +135,14 @@ def build_root(spec: dict) -> str:
     mount(
         "none", root + "/proc/sys", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
     )
+    boot_id = root + "/var/lib/dccli-lab/boot_id"
+    if os.path.isfile(boot_id):
+        # The kernel's boot id is shared by every host: show this host's own, new on each (re)start.
+        # Best effort: a kernel that refuses the bind leaves the shared id visible, the host still starts.
+        try:
+            mount(boot_id, root + "/proc/sys/kernel/random/boot_id", None, MS_BIND)
+        except OSError as exc:
+            print(f"hostinit: boot_id not bound: {exc}", file=sys.stderr)
     if os.path.exists(root + "/proc/sysrq-trigger"):  # absent from kernels built without magic SysRq
         mount("/dev/null", root + "/proc/sysrq-trigger", None, MS_BIND)
     mount("sysfs", root + "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)

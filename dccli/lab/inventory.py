@@ -34,7 +34,7 @@ def _runs(lab: LabInfo, numbers: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def render(lab: LabInfo) -> str:
+def render(lab: LabInfo, variables: dict[str, object] | None = None) -> str:
     count = len(lab.hosts)
     width = len(lab.hosts[0].name) - len("node")
     port = lab.hosts[0].port
@@ -64,15 +64,20 @@ def render(lab: LabInfo) -> str:
             a_last = lab.hosts[last - 1].address
             net = a_first.rsplit(".", 1)[0] + "."
             address = _range(net, int(a_first.rsplit(".", 1)[1]), int(a_last.rsplit(".", 1)[1]), 1)
+            model = f", gpu_model: {json.dumps(lab.gpu_model)}" if lab.gpus_per_host and lab.gpu_model else ""
             out.append(
-                f"      {_range('node', first, last, width)}: {{address: {json.dumps(address)}, gpus: {lab.gpus_per_host}}}"
+                f"      {_range('node', first, last, width)}: {{address: {json.dumps(address)}, gpus: {lab.gpus_per_host}{model}}}"
             )
-    out += ["groups:", f"  gpu: {json.dumps(_range('node', 1, count, width))}", "vars: {}"]
+    out += ["groups:", f"  gpu: {json.dumps(_range('node', 1, count, width))}"]
+    # Cluster-wide vars for playbooks (e.g. the lab's apt repository, see dccli/lab/aptrepo.py); JSON is YAML.
+    out += (
+        ["vars:", *(f"  {k}: {json.dumps(v)}" for k, v in variables.items())] if variables else ["vars: {}"]
+    )
     return "\n".join(out) + "\n"
 
 
-def write(lab: LabInfo) -> Path:
+def write(lab: LabInfo, variables: dict[str, object] | None = None) -> Path:
     tmp = lab.inventory_path.with_suffix(".yml.tmp")
-    tmp.write_text(render(lab))
+    tmp.write_text(render(lab, variables))
     os.replace(tmp, lab.inventory_path)
     return lab.inventory_path

@@ -131,18 +131,33 @@ def _create(name: str, hosts: int, port: int) -> LabInfo:
 
 
 def lab_up(
-    name: str = "default", hosts: int = 8, *, port: int = 22, progress: Progress | None = None
+    name: str = "default",
+    hosts: int = 8,
+    *,
+    port: int = 22,
+    progress: Progress | None = None,
+    gpus: int = 0,
+    gpu_model: str = "H100-SXM5-80GB",
 ) -> LabInfo:
     """Build and start a lab of `hosts` hosts; returns once every host's sshd sends its banner.
 
+    gpus > 0 installs the simulated nvidia-smi (dccli.lab.gpusim) with that many `gpu_model` GPUs per host.
     On any failure (or Ctrl-C) everything created so far is torn down before the error propagates.
     """
     say = progress or _quiet
     from dccli.lab import preflight
+    from dccli.lab.gpusim import model as gpumodel
 
     preflight.require()
     _validate(name, hosts, port, registry.lab_dir(name))
+    if gpus and gpu_model not in gpumodel.MODELS:
+        raise LabError(f"unknown --gpu-model {gpu_model!r}: one of {', '.join(gpumodel.MODELS)}")
+    if not 0 <= gpus <= gpumodel.MAX_GPUS:
+        raise LabError(f"--gpus must be between 0 and {gpumodel.MAX_GPUS}, not {gpus}")
     info = _create(name, hosts, port)
+    if gpus:
+        info = dataclasses.replace(info, gpus_per_host=gpus, gpu_model=gpu_model)
+        registry.save(info)
     try:
         return _bring_up(info, say)
     except BaseException as exc:
@@ -160,10 +175,17 @@ def _bring_up(info: LabInfo, say: Progress) -> LabInfo:
     say(f"lab {info.name}: generating keys for {count} hosts")
     sshkeys.keygen(info.key_path, "ed25519", f"dccli-lab-{info.name}")
     authorized = info.key_path.with_name(info.key_path.name + ".pub").read_text()
+    def prepare(h: LabHost) -> list[str]:
+        keys = hostmod.prepare_disk(info.name, h, info.hosts, authorized)
+        if info.gpus_per_host:
+            from dccli.lab.gpusim import install
+
+            install.seed_gpus(h.upper_dir, info.gpu_model, info.gpus_per_host, f"{info.tag}/{h.name}")
+        return keys
+
     with ThreadPoolExecutor(_workers(count)) as pool:
-        public = list(
-            pool.map(lambda h: hostmod.prepare_disk(info.name, h, info.hosts, authorized), info.hosts)
-        )
+        public = list(pool.map(prepare, info.hosts))
+    lab_vars = _lab_repo(info, say)
     # known_hosts before start: a caller that races ahead of `up` returning still verifies strictly.
     lines = []
     for h, keys in zip(info.hosts, public, strict=True):
@@ -197,10 +219,27 @@ def _bring_up(info: LabInfo, say: Progress) -> LabInfo:
             f"{len(failed)} host(s) did not answer on port {first.port} "
             f"(first: {first.name} {first.address}): {hostmod.sshd_log_tail(first) or 'no sshd log'}"
         )
-    inventory.write(info)
+    inventory.write(info, lab_vars)
     info = dataclasses.replace(info, state="up")
     registry.save(info)
     return info
+
+
+def _lab_repo(info: LabInfo, say: Progress) -> dict[str, object]:
+    """The local apt repository of simulated NVIDIA packages (built once per content, dccli/lab/aptrepo.py),
+    apt inside the hosts pointed away from network mirrors; returns the inventory vars naming the repository.
+    A repository that cannot be built costs the playbooks, not the lab: warn and go on."""
+    from dccli.lab import aptrepo
+
+    for h in info.hosts:
+        aptrepo.seed_host_apt(h.upper_dir)
+    try:
+        repo = aptrepo.ensure_repo()
+    except (LabError, OSError, subprocess.CalledProcessError) as exc:
+        say(f"lab {info.name}: warning: no local apt repository ({exc})")
+        return {}
+    say(f"lab {info.name}: apt repository {repo.apt_dir}")
+    return repo.inventory_vars()
 
 
 def _kill_targets(info: LabInfo) -> list[tuple[int, int | None]]:

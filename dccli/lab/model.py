@@ -76,7 +76,8 @@ class LabInfo:
     state: str = "up"  # creating | starting | up
     tag: str = ""  # random token in every host init's environment: finds them even if lab.json is partial
     disk_mount: Path | None = None  # a tmpfs holding upper dirs when the labs dir cannot (see manager.py)
-    gpus_per_host: int = 0  # simulated GPUs (a later feature); written into the inventory
+    gpus_per_host: int = 0  # simulated GPUs (dccli.lab.gpusim); written into the inventory
+    gpu_model: str = ""  # catalogue key of the simulated GPUs (dccli.lab.gpusim.model.MODELS)
 
     def host(self, name: str) -> LabHost:
         for host in self.hosts:
@@ -99,6 +100,7 @@ class LabInfo:
             "known_hosts_path": str(self.known_hosts_path),
             "disk_mount": str(self.disk_mount) if self.disk_mount else None,
             "gpus_per_host": self.gpus_per_host,
+            "gpu_model": self.gpu_model,
             "hosts": [host.to_dict() for host in self.hosts],
         }
 
@@ -116,6 +118,7 @@ class LabInfo:
             tag=data.get("tag", ""),
             disk_mount=Path(data["disk_mount"]) if data.get("disk_mount") else None,
             gpus_per_host=int(data.get("gpus_per_host", 0)),
+            gpu_model=str(data.get("gpu_model", "")),
         )
 
 

@@ -61,8 +61,12 @@ def _payload() -> tuple[str, bytes]:
 
 
 def run_steps(conn, steps: Iterable[Step], *, timeout: float | None = 300,
-              on_result: Callable[[StepResult], None] | None = None) -> list[StepResult]:
-    """Run steps in order in one remote session; returns one StepResult per step."""
+              on_result: Callable[[StepResult], None] | None = None,
+              on_event: Callable[[dict[str, Any]], None] | None = None) -> list[StepResult]:
+    """Run steps in order in one remote session; returns one StepResult per step.
+
+    on_event receives every other event a step emits (e.g. backup progress), as a dict.
+    """
     steps = list(steps)
     command, packed = _payload()
     job = json.dumps({"steps": [{"id": s.id, "kind": s.kind, "args": s.args} for s in steps]}).encode() + b"\n"
@@ -87,6 +91,8 @@ def run_steps(conn, steps: Iterable[Step], *, timeout: float | None = 300,
                 results.append(res)
                 if on_result:
                     on_result(res)
+            elif on_event is not None and isinstance(event, dict):
+                on_event(event)
 
     outcome = conn.exec(command, stdin=packed + job, on_stdout=feed, timeout=timeout, keep_output=False)
     if outcome.exit_code == 127 or (outcome.exit_code not in (0, None) and not results):

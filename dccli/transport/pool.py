@@ -28,7 +28,7 @@ class _Slot:
 
 class ConnectionPool:
     def __init__(self, inventory, options: ConnectOptions | None = None,
-                 hostkeys: HostKeyStore | None = None) -> None:
+                 hostkeys: HostKeyStore | None = None, identities=None) -> None:
         from dccli import paths
         from dccli.transport.ssh import KeyRing
 
@@ -44,6 +44,10 @@ class ConnectionPool:
             hostkeys = HostKeyStore(paths.known_hosts_path(), extra)
         self.hostkeys = hostkeys
         self.keys = KeyRing(use_agent=self.options.use_agent)
+        from dccli.transport.identities import IdentityMap
+
+        # Keys switched per host by `dccli keys rotate` (transport/identities.py); none: inventory's only.
+        self.identities = identities if identities is not None else IdentityMap.default()
         from dccli.transport.paramiko_import import import_paramiko
 
         import_paramiko(self.options.ssh_config_path)
@@ -52,7 +56,7 @@ class ConnectionPool:
         self._slots_lock = threading.Lock()
 
     def endpoint(self, host) -> Endpoint:
-        return resolve_endpoint(host, self._ssh_config)
+        return self.identities.apply(resolve_endpoint(host, self._ssh_config))
 
     def get(self, host):
         """The open connection to a host, opening it (and its jump chain) on first use."""

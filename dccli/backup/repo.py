@@ -1,0 +1,166 @@
+"""Repository secrets and access: the password file, the dedicated sftp key, and where restic runs.
+
+- The password lives in $DCCLI_HOME/backup/<repo>.password (0600, created on first use). It reaches a host
+  inside the helper's job on the SSH session's stdin and restic reads it from a pipe: never argv, env or logs.
+- sftp repositories: restic on host A reaches the storage host B with OpenSSH. dccli generates a dedicated
+  ed25519 key per repository ($DCCLI_HOME/backup/<repo>.key), installs its public half in B's
+  authorized_keys as `restrict,command="internal-sftp"` (the key can do SFTP and nothing else), and hands
+  A the private key plus B's host key (as dccli verified it) for the session only, via
+  `-o sftp.command=ssh -i KEY -o StrictHostKeyChecking=yes -o UserKnownHostsFile=KH ... -s sftp`.
+  Nothing persistent lands on A; A's own ~/.ssh is untouched; B's identity is checked strictly.
+- Maintenance (init, snapshots, check, forget/prune) of an sftp repository runs ON the storage host with the
+  repository as a local path: no SFTP round trips for prune. A control-node path runs on the control node.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dccli import paths
+from dccli.backup.profile import LOCAL, SFTP, Repository
+from dccli.errors import DccliError, UsageError
+
+CONTROL = "control"  # the name the control node gets in messages
+
+
+class BackupError(DccliError):
+    pass
+
+
+def backup_dir() -> Path:
+    return paths.dccli_home() / "backup"
+
+
+def password_path(repo: Repository) -> Path:
+    return backup_dir() / f"{repo.name}.password"
+
+
+def key_path(repo: Repository) -> Path:
+    return backup_dir() / f"{repo.name}.key"
+
+
+def ensure_password(repo: Repository, create: bool = True) -> str:
+    """The repository password; a new random one (0600) if none exists yet and `create`."""
+    path = password_path(repo)
+    if path.exists():
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise UsageError(f"{path}: mode {mode:o} lets others read the repository password; chmod 600 it")
+        text = path.read_text().strip("\n")
+        if not text:
+            raise UsageError(f"{path}: empty password file")
+        return text
+    if not create:
+        raise UsageError(f"{path}: no password file for repository {repo.name!r}")
+    paths.ensure_home()
+    backup_dir().mkdir(mode=0o700, exist_ok=True)
+    password = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(password + "\n")
+    return password
+
+
+def ensure_key(repo: Repository) -> tuple[str, str]:
+    """(private key text, public key line) of the repository's dedicated sftp key, generated once."""
+    path = key_path(repo)
+    if not path.exists():
+        paths.ensure_home()
+        backup_dir().mkdir(mode=0o700, exist_ok=True)
+        proc = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"dccli-backup-{repo.name}",
+                               "-f", str(path)], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            raise BackupError(f"ssh-keygen failed: {proc.stderr.strip()}")
+    os.chmod(path, 0o600)
+    return path.read_text(), Path(f"{path}.pub").read_text().strip()
+
+
+def authorized_line(public_key: str) -> str:
+    return f'restrict,command="internal-sftp" {public_key}'
+
+
+def known_hosts_name(address: str, port: int) -> str:
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+def sftp_command(user: str, address: str, port: int) -> list[str]:
+    """OpenSSH for restic's sftp.command; {key} and {known_hosts} become the session's temp files.
+
+    restic splits sftp.command like a shell would; every element here is free of spaces and quotes
+    (inventory users and addresses are validated, the temp paths come from mkdtemp).
+    """
+    return ["ssh", "-F", "/dev/null", "-i", "{key}", "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile={known_hosts}",
+            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ServerAliveInterval=15",
+            "-p", str(port), f"{user}@{address}", "-s", "sftp"]
+
+
+@dataclass(frozen=True)
+class StorageAccess:
+    """What a host needs to open the repository: the URL restic sees and, for sftp, key + host key."""
+
+    url: str
+    key: str | None = None
+    known_hosts: str | None = None
+    command: tuple[str, ...] = ()
+
+    def prepare_args(self, password: str, install: bool = True) -> dict[str, Any]:
+        args: dict[str, Any] = {"password": password, "repo": self.url, "install": install}
+        if self.key is not None:
+            args["sftp"] = {"key": self.key, "known_hosts": self.known_hosts, "command": list(self.command)}
+        return args
+
+
+def setup_storage(pool, inventory, repo: Repository) -> StorageAccess | None:
+    """For an sftp repository: authorize the dedicated key on the storage host (idempotent), create the
+    repository's parent directory, and return the access for other hosts. None for other kinds."""
+    if repo.kind != SFTP:
+        return None
+    host = inventory.host(repo.host)
+    conn = pool.get(host)
+    private, public = ensure_key(repo)
+    line = authorized_line(public)
+    parent = os.path.dirname(repo.path.rstrip("/")) or "/"
+    script = (
+        "umask 077 && mkdir -p ~/.ssh && touch ~/.ssh/authorized_keys && "
+        f"{{ grep -qxF {shlex.quote(line)} ~/.ssh/authorized_keys || "
+        f"printf '%s\\n' {shlex.quote(line)} >> ~/.ssh/authorized_keys; }} && mkdir -p {shlex.quote(parent)}"
+    )
+    out = conn.exec(script, timeout=60)
+    if out.exit_code != 0:
+        raise BackupError(f"{host.name}: could not authorize the backup key: "
+                          f"{out.stderr.decode('utf-8', 'replace').strip()}")
+    server_key = conn.transport.get_remote_server_key()  # already verified strictly by the pool
+    known = f"{known_hosts_name(host.address, host.port)} {server_key.get_name()} {server_key.get_base64()}\n"
+    return StorageAccess(repo.url, private, known, tuple(sftp_command(host.user, host.address, host.port)))
+
+
+def access_for(repo: Repository, host_name: str, storage: StorageAccess | None) -> StorageAccess:
+    """How `host_name` opens `repo`: the storage host itself uses the local path (no SFTP to itself)."""
+    if repo.kind == SFTP:
+        if host_name == repo.host:
+            return StorageAccess(repo.path or "")
+        assert storage is not None
+        return storage
+    if repo.kind == LOCAL:
+        return StorageAccess(repo.path or repo.url)
+    return StorageAccess(repo.url)
+
+
+def maintenance_target(repo: Repository, inventory):
+    """Where maintenance runs: the storage host for sftp, else the control node (a local connection)."""
+    if repo.kind == SFTP:
+        return inventory.host(repo.host)
+    return None
+
+
+def control_connection():
+    from dccli.transport.local import LocalConnection
+
+    return LocalConnection(CONTROL)

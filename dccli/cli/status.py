@@ -1,0 +1,61 @@
+"""dccli status: racks -> hosts: reachability, GPUs (count, utilisation, temperature, health), runs, backups, keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from dccli.cli.common import ForksOpt, InventoryOpt, JsonOpt, LimitOpt, TimeoutOpt, handle_errors
+
+
+def register(app: typer.Typer) -> None:
+    app.command("status")(status)
+
+
+@handle_errors
+def status(
+    inventory: Path | None = InventoryOpt,
+    limit: str | None = LimitOpt,
+    forks: int = ForksOpt,
+    timeout: float | None = TimeoutOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """The cluster at a glance: one live probe per host (the health probe), plus runs, backups and key age."""
+    from contextlib import closing
+
+    from dccli.cli.common import load_inventory
+    from dccli.cli.targets import make_pool, select_hosts
+    from dccli.errors import ExitCode
+    from dccli.health import history
+    from dccli.health.run import run_health
+    from dccli.output import jsonout
+    from dccli.output.console import Env
+    from dccli.state import db
+    from dccli.status import render
+    from dccli.status.view import build, capability_columns
+
+    env = Env.from_process()
+    inv = load_inventory(inventory)
+    hosts = select_hosts(inv, limit)
+    with closing(db.connect()) as conn:
+        cursors = history.xid_cursors(conn, inv.cluster)
+        columns, names, warnings = capability_columns(conn, inv)
+    with make_pool(inv, timeout) as pool:
+        report = run_health(inv, hosts, pool, forks=forks, cursors=cursors)
+    view = build(inv, hosts, report, columns, names, warnings)
+    for w in warnings:
+        env.warn(w)
+    if json_out:
+        env.out(jsonout.document(status=view.to_dict()))
+    elif env.stdout_isatty:
+        console = env.stdout_console()
+        console.print(render.elevation(view))
+        console.print(render.table(view, color=env.color_stdout))
+    else:
+        env.stdout_console().print(render.table(view, color=False))
+    down = [h.host for h in view.hosts() if h.reachable != "up"]
+    if down:
+        env.err(f"status: {len(down)} of {len(view.hosts())} hosts not reachable: {', '.join(down)}")
+    code = report.group.exit_code() if report.group is not None else ExitCode.OK
+    raise typer.Exit(int(code) if code != ExitCode.FAILED else 0)

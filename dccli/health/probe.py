@@ -1,0 +1,110 @@
+"""The health probe: what runs on a host (dccli/remote/steps/health.py, ONE session) and the pure step
+from its raw answer to HostFacts."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from dccli.health import parse_logs, parse_smi
+from dccli.health.model import HostFacts, NvLink
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A host's raw answer plus the control node's clock bracket around the `health_clock` step."""
+
+    host: str
+    data: dict[str, Any]
+    clock: float | None  # the host's time.time() in the clock step
+    sent: float  # control node time before the session started
+    received: float  # control node time when the clock step's result arrived
+
+
+def collect(conn, services: list[str], *, gpu: bool = True, timeout: float = 120) -> Raw:
+    """Run the probe on one host in one remote session."""
+    from dccli.errors import DccliError
+    from dccli.remote.session import Step, run_steps
+
+    stamps: dict[str, float] = {}
+
+    def on_result(res) -> None:
+        stamps.setdefault(res.id, time.time())
+
+    sent = time.time()
+    clock, health = run_steps(conn, [Step("clock", "health_clock"),
+                                     Step("health", "health", {"services": list(services), "gpu": gpu})],
+                              timeout=timeout, on_result=on_result)
+    if not health.ok:
+        raise DccliError(f"{conn.name}: health probe failed: {health.error}")
+    host_time = clock.data.get("time") if clock.ok and isinstance(clock.data, dict) else None
+    return Raw(conn.name, health.data, host_time, sent, stamps.get("clock", time.time()))
+
+
+def skew(raw: Raw) -> tuple[float | None, float]:
+    """(host clock - control midpoint, uncertainty): the answer was produced between sent and received."""
+    if raw.clock is None:
+        return None, 0.0
+    mid = (raw.sent + raw.received) / 2
+    return raw.clock - mid, (raw.received - raw.sent) / 2
+
+
+def facts_from_raw(raw: Raw) -> HostFacts:
+    d = raw.data
+    smi = smi_error = None
+    res = d.get("smi")
+    if res is not None:
+        if res.get("rc") == 0:
+            try:
+                smi = parse_smi.parse_xml(res.get("stdout") or "")
+            except parse_smi.SmiParseError as exc:
+                smi_error = f"nvidia-smi -q -x unreadable: {exc}"
+        else:
+            err = (res.get("stderr") or res.get("stdout") or "").strip().splitlines()
+            smi_error = f"nvidia-smi rc {res.get('rc')}: {err[-1] if err else 'no output'}"
+    btime = d.get("stat_btime")
+    klog = d.get("kernel_log") or {}
+    xids = tuple(parse_logs.parse_xids(klog.get("stdout") or "", btime)) if klog.get("rc") == 0 else ()
+    foreign = tuple(int(pid) for pid, run_id in (d.get("run_ids") or {}).items() if not run_id)
+    nvl = d.get("nvlink")
+    nvlinks = None
+    if nvl is not None and nvl.get("rc") == 0:
+        nvlinks = tuple(NvLink(g, ln, up, sp) for g, ln, up, sp in parse_smi.parse_nvlink_status(nvl.get("stdout", "")))
+    from dccli.facts.parse import parse_meminfo
+
+    meminfo = parse_meminfo(d.get("meminfo"))
+    ib = None
+    if d.get("infiniband"):
+        ib = tuple(parse_logs.ib_from_sysfs(d["infiniband"]))
+    elif d.get("ibstat") and d["ibstat"].get("rc") == 0:
+        ib = tuple(parse_logs.parse_ibstat(d["ibstat"]["stdout"]))
+    offset = None
+    if d.get("chrony") and d["chrony"].get("rc") == 0:
+        offset = parse_logs.parse_chrony_tracking(d["chrony"]["stdout"])
+    measured, uncertainty = skew(raw)
+    effective = None
+    if measured is not None:
+        # Only what lies beyond the measurement's own uncertainty counts as skew.
+        effective = 0.0 if abs(measured) <= uncertainty else measured - uncertainty * (1 if measured > 0 else -1)
+    return HostFacts(
+        host=raw.host,
+        smi=smi,
+        smi_error=smi_error,
+        xids=xids,
+        ib_ports=ib,
+        mounts=tuple(parse_logs.mounts_from_probe(d.get("mounts") or {})),
+        mem_total=meminfo.get("MemTotal"),
+        mem_available=meminfo.get("MemAvailable"),
+        load1=parse_logs.parse_loadavg(d.get("loadavg")),
+        cpus=d.get("cpus"),
+        clock_offset_s=offset,
+        clock_skew_s=effective,
+        services=dict(d.get("services") or {}),
+        defunct=d.get("defunct"),
+        reboot_required=d.get("reboot_required"),
+        foreign_pids=foreign,
+        nvlinks=nvlinks,
+        host_time=d.get("time"),
+        boot_id=d.get("boot_id") or None,
+    )

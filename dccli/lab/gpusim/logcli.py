@@ -1,0 +1,201 @@
+"""SIMULATION: `dmesg` and `journalctl -k` of a lab host (installed in /usr/local/bin, ahead of the real ones).
+
+The kernel is shared by every lab host, so a host's kernel log is: the real kernel's records newer than the
+host's (simulated) boot, plus the host's simulated records (/var/lib/dccli-gpusim/kmsg). Options this module
+does not handle (dmesg -w, journalctl -u ...) run the real tool unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from . import klog, model
+
+DMESG_LEVELS = {name: i for i, name in enumerate(klog.LEVELS)}
+DMESG_LEVELS["warning"] = 4
+
+
+class Unsupported(Exception):
+    """An option we do not simulate: hand the whole command line to the real tool."""
+
+
+def _root() -> str:
+    return os.environ.get("DCCLI_GPUSIM_ROOT", "")
+
+
+def real_tool(name: str) -> str:
+    here = os.path.realpath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    for directory in ("/usr/bin", "/bin", "/usr/sbin", "/sbin"):
+        path = os.path.join(directory, name)
+        if os.access(path, os.X_OK) and os.path.realpath(path) != here:
+            return path
+    return ""
+
+
+def _records() -> tuple[list[klog.Record], float]:
+    boot = klog.read_boot(_root() + model.BOOT_PATH)
+    if not boot["boot_time"]:
+        boot["boot_time"] = time.time() - time.monotonic()
+    real: list[klog.Record] = []
+    dmesg = real_tool("dmesg")
+    if dmesg:
+        proc = subprocess.run([dmesg, "--raw"], capture_output=True, text=True, errors="replace")
+        real = klog.parse_raw(proc.stdout, boot["boot_monotonic"])
+    try:
+        with open(_root() + model.KMSG_PATH, encoding="utf-8", errors="replace") as fh:
+            simulated = klog.parse_kmsg(fh.read())
+    except OSError:
+        simulated = []
+    return klog.merged(real, simulated), boot["boot_time"]
+
+
+def _exec_real(name: str, argv: list[str]) -> int:
+    path = real_tool(name)
+    if not path:
+        sys.stderr.write(f"{name}: not found\n")
+        return 127
+    os.execv(path, [name, *argv])
+    return 127  # not reached
+
+
+def parse_dmesg(argv: list[str]) -> dict:
+    opts = {"fmt": "default", "decode": False, "levels": None, "kernel_only": False}
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        name, eq, value = arg.partition("=")
+        if arg in ("-T", "--ctime"):
+            opts["fmt"] = "ctime"
+        elif arg in ("-r", "--raw"):
+            opts["fmt"] = "raw"
+        elif arg in ("-t", "--notime"):
+            opts["fmt"] = "notime"
+        elif arg in ("-x", "--decode"):
+            opts["decode"] = True
+        elif arg in ("-k", "--kernel"):
+            opts["kernel_only"] = True
+        elif arg in ("-H", "--human", "-P", "--nopager", "-L", "--color", "--color=never", "-e", "--reltime"):
+            pass
+        elif name == "--time-format":
+            fmt = value if eq else (args.pop(0) if args else "")
+            if fmt not in ("iso", "ctime", "raw", "notime"):
+                raise Unsupported(fmt)
+            opts["fmt"] = {"raw": "default"}.get(fmt, fmt)
+        elif name in ("-l", "--level"):
+            spec = value if eq else (args.pop(0) if args else "")
+            try:
+                opts["levels"] = {DMESG_LEVELS[x.strip()] for x in spec.split(",") if x.strip()}
+            except KeyError:
+                raise Unsupported(spec) from None
+        elif arg.startswith("-l") and len(arg) > 2:
+            args.insert(0, arg[2:])
+            args.insert(0, "-l")
+        else:
+            raise Unsupported(arg)
+    return opts
+
+
+def main_dmesg(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        opts = parse_dmesg(argv)
+    except Unsupported:
+        return _exec_real("dmesg", argv)
+    records, boot_time = _records()
+    if opts["levels"] is not None:
+        records = [r for r in records if (r.priority & 7) in opts["levels"]]
+    if opts["kernel_only"]:
+        records = [r for r in records if r.priority >> 3 == 0]
+    return _write(klog.render_dmesg(records, boot_time, opts["fmt"], opts["decode"]))
+
+
+def _since(value: str) -> float:
+    if value.startswith("@"):
+        return float(value[1:])
+    if value == "today":
+        return _dt.datetime.combine(_dt.date.today(), _dt.time()).timestamp()
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return _dt.datetime.strptime(value, fmt).timestamp()
+        except ValueError:
+            pass
+    raise Unsupported(value)
+
+
+def parse_journalctl(argv: list[str]) -> dict:
+    opts = {"kernel": False, "fmt": "short", "since": None, "lines": None}
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        name, eq, value = arg.partition("=")
+
+        def take() -> str:
+            if eq:
+                return value
+            if not args:
+                raise Unsupported(arg)
+            return args.pop(0)
+
+        if arg in ("-k", "--dmesg"):
+            opts["kernel"] = True
+        elif arg in (
+            "-b",
+            "--boot",
+            "-b0",
+            "--boot=0",
+            "-q",
+            "--quiet",
+            "--no-pager",
+            "--no-hostname",
+            "-a",
+            "--all",
+        ):
+            if arg == "--no-hostname":
+                opts["no_hostname"] = True
+            if args[:1] in (["0"], ["-0"]) and arg in ("-b", "--boot"):
+                args.pop(0)
+        elif name in ("-o", "--output"):
+            fmt = take()
+            if fmt not in ("short", "short-iso", "short-precise", "short-iso-precise", "cat"):
+                raise Unsupported(fmt)
+            opts["fmt"] = fmt
+        elif name in ("-S", "--since"):
+            opts["since"] = _since(take())
+        elif name in ("-n", "--lines"):
+            opts["lines"] = int(take())
+        elif arg.startswith("-o") and len(arg) > 2:
+            args.insert(0, arg[2:])
+            args.insert(0, "-o")
+        else:
+            raise Unsupported(arg)
+    if not opts["kernel"]:
+        raise Unsupported("not -k")
+    return opts
+
+
+def main_journalctl(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        opts = parse_journalctl(argv)
+    except (Unsupported, ValueError):
+        return _exec_real("journalctl", argv)
+    records, boot_time = _records()
+    if opts["since"] is not None:
+        records = [r for r in records if boot_time + r.usec / 1e6 >= opts["since"]]
+    if opts["lines"] is not None:
+        records = records[-opts["lines"] :] if opts["lines"] > 0 else []
+    return _write(klog.render_journal(records, boot_time, socket.gethostname(), opts["fmt"]))
+
+
+def _write(text: str) -> int:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0

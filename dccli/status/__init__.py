@@ -1,0 +1,1 @@
+"""dccli status: the cluster at a glance."""

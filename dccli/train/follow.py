@@ -1,0 +1,181 @@
+"""Merged logs of a run: a generator of LogLine values that ends when the run ends (SkyPilot's shape).
+
+One SSH channel per node streams its node.log from a byte offset (supervisor.py follow). A channel that
+drops (connection lost, remote reader killed) is reopened at the offset of the last whole line received,
+so nothing is lost or shown twice. In follow mode the generator ends once the run is over in the state
+DB and every node has delivered its last bytes (a dead node gets DRAIN_S seconds, then is left out).
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from dccli.train import node, plan, store
+from dccli.train.model import TERMINAL, RunRecord
+
+DRAIN_S = 5.0
+POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class LogLine:
+    host: str
+    rank: int | None  # global rank; None for torchrun's and the supervisor's own lines
+    text: str
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    hosts: frozenset[str] | None = None
+    ranks: frozenset[int] | None = None
+    grep: re.Pattern[str] | None = None
+
+    def keep(self, line: LogLine) -> bool:
+        if self.ranks is not None and line.rank not in self.ranks:
+            return False
+        return self.grep is None or self.grep.search(line.text) is not None
+
+
+class NodeReader(threading.Thread):
+    """Streams one node's log into the shared queue; reconnects from its offset when the channel drops."""
+
+    def __init__(
+        self,
+        pool,
+        host,
+        python: str,
+        run_id: str,
+        attempt_dir: str,
+        offset: int,
+        once: bool,
+        out: queue.Queue,
+    ) -> None:
+        super().__init__(daemon=True, name=f"follow-{host.name}")
+        self.pool, self.host, self.python, self.run_id, self.dir = pool, host, python, run_id, attempt_dir
+        self.offset, self.once, self.out = offset, once, out
+        self.finished = threading.Event()
+        self.cancel = threading.Event()
+        self.reconnects = 0
+        self.error: str | None = None
+
+    def _feed(self, buf: bytearray, data: bytes) -> None:
+        if self.cancel.is_set():
+            return
+        buf.extend(data)
+        while (nl := buf.find(b"\n")) >= 0:
+            raw = bytes(buf[:nl])
+            del buf[: nl + 1]
+            self.offset += nl + 1
+            rank, text = plan.split_rank(raw.decode("utf-8", "replace").rstrip("\r"))
+            self.out.put(LogLine(self.host.name, rank, text))
+
+    def run(self) -> None:
+        try:
+            while not self.cancel.is_set():
+                args = ["follow", self.dir, str(self.offset)] + (["--once"] if self.once else [])
+                buf = bytearray()
+                try:
+                    res = self.pool.get(self.host).exec(
+                        node.sup_command(self.python, self.run_id, *args),
+                        on_stdout=lambda d, b=buf: self._feed(b, d),
+                        keep_output=False,
+                    )
+                    if res.exit_code == 0:
+                        return
+                    self.error = f"log reader ended with {res.exit_code}"
+                except Exception as exc:  # a dropped connection: reopen from the last whole line
+                    self.error = str(exc)
+                self.reconnects += 1
+                self.cancel.wait(0.5)
+        finally:
+            self.finished.set()
+
+
+def follow(
+    run: RunRecord,
+    pool,
+    inv,
+    *,
+    attempt: int | None = None,
+    live: bool = True,
+    flt: LogFilter = LogFilter(),
+    tail: int | None = None,
+    state_poll=None,
+) -> Iterator[LogLine]:
+    """Lines of the run's attempt (default: the latest), merged as they arrive."""
+    att = run.latest if attempt is None else next((a for a in run.attempts if a.number == attempt), None)
+    if att is None:
+        from dccli.errors import UsageError
+
+        raise UsageError(f"run {run.id} has no attempt {attempt}")
+    nodes = [n for n in att.nodes if flt.hosts is None or n.host in flt.hosts]
+    hosts = [inv.host(n.host) for n in nodes]
+    offsets = {n.host: 0 for n in nodes}
+    if tail is not None or not live:
+        backlog = _read_all(run, pool, hosts, att.nodes[0].dir, offsets)
+        for h in hosts:
+            lines = [x for x in backlog[h.name] if flt.keep(x)]
+            yield from (lines[-tail:] if tail else [] if tail == 0 else lines)
+        if not live:
+            return
+    yield from _live(run, pool, hosts, att.nodes[0].dir, offsets, flt, state_poll or _db_state)
+
+
+def _db_state(run_id: str) -> str | None:
+    with store.opened() as db:
+        return store.state_of(db, run_id)
+
+
+def _read_all(run, pool, hosts: Sequence, d: str, offsets: dict[str, int]) -> dict[str, list[LogLine]]:
+    q: queue.Queue = queue.Queue()
+    readers = [NodeReader(pool, h, run.spec.python, run.id, d, 0, True, q) for h in hosts]
+    for r in readers:
+        r.start()
+    for r in readers:
+        r.join()
+    by_host: dict[str, list[LogLine]] = {h.name: [] for h in hosts}
+    while not q.empty():
+        line = q.get()
+        by_host[line.host].append(line)
+    for r in readers:
+        offsets[r.host.name] = r.offset
+    return by_host
+
+
+def _live(
+    run, pool, hosts: Sequence, d: str, offsets: dict[str, int], flt: LogFilter, state_of
+) -> Iterator[LogLine]:
+    q: queue.Queue = queue.Queue()
+    readers = [NodeReader(pool, h, run.spec.python, run.id, d, offsets[h.name], False, q) for h in hosts]
+    for r in readers:
+        r.start()
+    ended_at = None
+    next_poll = 0.0
+    try:
+        while True:
+            try:
+                line = q.get(timeout=0.2)
+            except queue.Empty:
+                line = None
+            if line is not None:
+                if flt.keep(line):
+                    yield line
+                continue
+            now = time.monotonic()
+            if ended_at is None and now >= next_poll:
+                next_poll = now + POLL_S
+                if state_of(run.id) in TERMINAL:
+                    ended_at = now
+            # Every node may have ended before the watcher said how: the end waits for its verdict.
+            if ended_at is not None and q.empty() and all(r.finished.is_set() for r in readers):
+                return
+            if ended_at is not None and now - ended_at > DRAIN_S:
+                return  # a node that cannot deliver (frozen, unreachable) does not hold the end back
+    finally:
+        for r in readers:
+            r.cancel.set()

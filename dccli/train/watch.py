@@ -1,0 +1,228 @@
+"""The watcher: a detached control-node process per run (`python -m dccli.train.watch RUN`).
+
+One long SSH channel per node carries a heartbeat a second (supervisor.py watch). A node that stops
+answering for TIMEOUT seconds (frozen, cut off), whose supervisor died, or whose torchrun failed ends
+the run at once (NODE_FAIL / FAILED naming the first such node), and every other node is torn down, so
+nobody hangs in a collective or in torchrun's 300 s exit barrier. Hosts that cannot be reached are
+retried until their processes are gone (or RETRY_S passes).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from dccli.train import node, plan, store
+from dccli.train.model import ACTIVE, RUNNING, STARTING, STOPPING, SUCCEEDED, TERMINAL
+from dccli.train.verdict import FINAL, NodeView, all_ranks_done, decide
+
+TIMEOUT = 5.0  # seconds without a heartbeat before a node is declared failed (heartbeats every 1 s)
+TICK = 0.25
+TEARDOWN_GRACE = 3.0
+RETRY_S = 900.0
+
+
+class NodeWatch(threading.Thread):
+    """Keeps the latest heartbeat of one node; reconnects when the channel drops."""
+
+    def __init__(self, pool, host, python: str, run_id: str, attempt_dir: str) -> None:
+        super().__init__(daemon=True, name=f"watch-{host.name}")
+        self.pool, self.host, self.python, self.run_id, self.dir = pool, host, python, run_id, attempt_dir
+        now = time.time()
+        self.lock = threading.Lock()
+        self.view = NodeView(host.name, None, now, now)
+        self.stopped = threading.Event()
+
+    def _feed(self, buf: bytearray, data: bytes) -> None:
+        buf.extend(data)
+        while (nl := buf.find(b"\n")) >= 0:
+            line = bytes(buf[:nl])
+            del buf[: nl + 1]
+            try:
+                st = json.loads(line)
+            except ValueError:
+                continue
+            now = time.time()
+            with self.lock:
+                healthy = st.get("state") == "running" and st.get("supervisor_alive")
+                self.view = NodeView(self.host.name, st, now, now if healthy else self.view.alive_at, None)
+
+    def run(self) -> None:
+        cmd = node.sup_command(self.python, self.run_id, "watch", self.dir, "1")
+        while not self.stopped.is_set():
+            buf = bytearray()
+            try:
+                self.pool.get(self.host).exec(
+                    cmd, on_stdout=lambda d, b=buf: self._feed(b, d), keep_output=False
+                )
+            except Exception as exc:  # any failure to reach the node is data for decide()
+                with self.lock:
+                    self.view = replace(self.view, error=str(exc))
+            with self.lock:
+                st = self.view.status
+            if st is not None and (st.get("state") in FINAL or not st.get("supervisor_alive", True)):
+                return
+            self.stopped.wait(1.0)
+
+
+def watch(run_id: str) -> int:
+    from dccli.cli.common import load_inventory
+    from dccli.transport.options import ConnectOptions
+    from dccli.transport.pool import ConnectionPool
+
+    with store.opened() as db:
+        run = store.get(db, run_id)
+    att = run.latest
+    if att is None:
+        return 1
+    inv = load_inventory(Path(run.spec.inventory) if run.spec.inventory else None)
+    pool = ConnectionPool(inv, ConnectOptions(connect_timeout=3.0, auth_timeout=5.0, keepalive_s=2))
+    hosts = [inv.host(n.host) for n in att.nodes]
+    watchers = [
+        NodeWatch(pool, h, run.spec.python, run_id, n.dir) for h, n in zip(hosts, att.nodes, strict=True)
+    ]
+    for w in watchers:
+        w.start()
+    log(run_id, f"watching {len(watchers)} nodes, attempt {att.number}")
+    recorded: dict[str, tuple] = {}
+    done_since = None
+    try:
+        while True:
+            time.sleep(TICK)
+            views = []
+            for w in watchers:
+                with w.lock:
+                    views.append(w.view)
+            _record_nodes(run_id, att.number, views, recorded)
+            with store.opened() as db:
+                state = store.state_of(db, run_id)
+            if state in TERMINAL:
+                return 0  # `train stop` finished the run
+            if state == STOPPING:
+                continue  # `train stop` is tearing the run down: exits are expected, not failures
+            if done_since is None and all_ranks_done(views, run.spec.nproc_per_node):
+                done_since = time.time()
+            verdict = decide(views, now=time.time(), nproc=run.spec.nproc_per_node, timeout=TIMEOUT,
+                             done_since=done_since)
+            if verdict is None:
+                continue
+
+            def finish(a, v=verdict):
+                return replace(a, failure=v.failure, warning=v.warning)
+
+            with store.opened() as db:
+                moved = store.set_state(
+                    db, run_id, verdict.state, only_from=(STARTING, RUNNING), attempt_change=finish
+                )
+                if moved:
+                    f = verdict.failure
+                    store.event(
+                        db,
+                        run_id,
+                        f"{verdict.state}"
+                        + (f": {f.host}: {f.reason}" if f else "")
+                        + (f" (warning: {verdict.warning})" if verdict.warning else ""),
+                    )
+            log(run_id, f"verdict {verdict}")
+            if moved and verdict.state != SUCCEEDED:
+                teardown(pool, run, att, hosts)
+            elif moved:  # succeeded: only torchruns still waiting in their exit barrier are left to stop
+                waiting = {v.host for v in views if (v.status or {}).get("state") not in FINAL}
+                if waiting:
+                    teardown(pool, run, att, [h for h in hosts if h.name in waiting])
+            return 0
+    finally:
+        for w in watchers:
+            w.stopped.set()
+        pool.close()
+
+
+def _record_nodes(run_id: str, number: int, views, recorded: dict[str, tuple]) -> None:
+    """Write each node's exit code, signal and finished ranks to the DB when they change."""
+    changes = {}
+    for v in views:
+        st = v.status or {}
+        key = (st.get("state"), st.get("exit_code"), st.get("signal"), tuple(st.get("ranks_done") or ()))
+        if st and recorded.get(v.host) != key:
+            recorded[v.host] = key
+            changes[v.host] = st
+    if not changes:
+        return
+
+    def apply(a):
+        for host, st in changes.items():
+            n = a.node(host)
+            state = st.get("state") if st.get("state") in FINAL else n.state
+            if st.get("state") == "running" and not st.get("supervisor_alive", True):
+                state = "lost"
+            a = a.with_node(
+                replace(
+                    n,
+                    state=state,
+                    exit_code=st.get("exit_code"),
+                    signal=st.get("signal"),
+                    ranks_done=tuple(st.get("ranks_done") or ()),
+                    ended_at=st.get("ended_at"),
+                    error=st.get("error"),
+                )
+            )
+        return a
+
+    with store.opened() as db:
+        store.update_attempt(db, run_id, number, apply)
+
+
+def teardown(pool, run, att, hosts) -> None:
+    """Stop every node; keep retrying the unreachable ones until their processes are gone."""
+    from dccli.train.stop import stop_nodes
+
+    pending = list(hosts)
+    deadline = time.time() + RETRY_S
+    while pending and time.time() < deadline:
+        group = stop_nodes(pool, pending, run.spec.python, run.id, att.nodes[0].dir, grace=TEARDOWN_GRACE)
+        results = {o.host: o for o in group.outcomes}
+
+        def note(a, results=results):
+            for n in a.nodes:
+                o = results.get(n.host)
+                if o is not None and o.value is not None:
+                    a = a.with_node(replace(n, leftovers=o.value.leftovers))
+            return a
+
+        with store.opened() as db:
+            store.update_attempt(db, run.id, att.number, note)
+        done = [o.host for o in group.outcomes if o.ok]
+        if done:
+            log(run.id, f"torn down on {','.join(done)}")
+        pending = [h for h in pending if not results[h.name].ok]
+        if pending:
+            log(
+                run.id,
+                "retrying teardown on "
+                + ", ".join(f"{o.host} ({o.error})" for o in group.outcomes if not o.ok),
+            )
+            time.sleep(2.0)
+    with store.opened() as db:
+        store.event(
+            db,
+            run.id,
+            "teardown complete"
+            if not pending
+            else f"teardown gave up on {','.join(h.name for h in pending)}",
+        )
+
+
+def log(run_id: str, message: str) -> None:
+    sys.stdout.write(f"{time.strftime('%H:%M:%S')} {run_id}: {message}\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":  # pragma: no cover - the detached process
+    sys.exit(watch(sys.argv[1]))
+
+
+__all__ = ["ACTIVE", "TIMEOUT", "plan", "watch"]

@@ -1,0 +1,128 @@
+"""The inventory's `backup:` section: parsed into frozen values; every mistake is one file:line:col line."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from dccli.backup.profile import SFTP, config_of
+from dccli.errors import InventoryError, UsageError
+from dccli.inventory.loader import loads
+
+BASE = """\
+cluster: c1
+hosts:
+  gpu[01-04]: {address: "10.0.0.[1-4]"}
+  stor01: {address: 10.0.1.1}
+groups:
+  gpu: "gpu[01-04]"
+"""
+
+GOOD = BASE + """\
+backup:
+  concurrency: 3
+  repositories:
+    ckpt: {url: "sftp:stor01:/srv/restic/ckpt"}
+    etc: {url: /var/backups/restic}
+    remote: {url: "rest:https://backup.example.org:8000/c1"}
+  profiles:
+    checkpoints:
+      hosts: "@gpu!gpu04"
+      repository: ckpt
+      paths: [/data/ckpt, /etc]
+      excludes: ["*.tmp", "/data/ckpt/scratch"]
+      checkpoints: {dirs: [/data/ckpt], marker: COMPLETE}
+      retention: {keep_last: 3, keep_daily: 7}
+    system:
+      repository: etc
+      paths: [/etc]
+"""
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(InventoryError) as info:
+        loads(text, "inv.yml")
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_good_section_becomes_frozen_values() -> None:
+    inv = loads(GOOD, "inv.yml")
+    config = config_of(inv)
+    assert config.concurrency == 3
+    ckpt = config.repositories["ckpt"]
+    assert (ckpt.kind, ckpt.host, ckpt.path) == (SFTP, "stor01", "/srv/restic/ckpt")
+    assert config.repositories["etc"].kind == "local"
+    assert config.repositories["remote"].kind == "rest"
+    p = config.profile("checkpoints")
+    assert p.hosts == ("gpu01", "gpu02", "gpu03")
+    assert p.paths == ("/data/ckpt", "/etc")
+    assert p.checkpoints is not None and p.checkpoints.marker == "COMPLETE"
+    assert p.retention.keep_last == 3 and p.retention.keep_weekly is None
+    assert p.source == "inv.yml:14"
+    assert config.profile("system").hosts == tuple(inv.names())  # default: every host
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.paths = ()  # type: ignore[misc]
+
+
+def test_inventory_without_section_has_none_and_commands_say_so() -> None:
+    inv = loads(BASE, "inv.yml")
+    assert inv.backup is None
+    with pytest.raises(UsageError, match="no 'backup:' section"):
+        config_of(inv)
+
+
+def test_unknown_profile_gets_a_suggestion() -> None:
+    config = config_of(loads(GOOD, "inv.yml"))
+    with pytest.raises(UsageError, match="did you mean 'checkpoints'"):
+        config.profile("checkpoint")
+
+
+def test_rest_url_credentials_are_redacted() -> None:
+    text = GOOD.replace("https://backup.example.org", "https://u:secret@backup.example.org")
+    repo = config_of(loads(text, "inv.yml")).repositories["remote"]
+    assert "secret" not in repo.redacted and "secret" not in str(repo.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("  concurrency: 3", "  concurency: 3",
+         "inv.yml:8:3: backup.concurency: unknown key 'concurency' (did you mean 'concurrency'?)"),
+        ("paths: [/data/ckpt, /etc]", "paths: [data/ckpt]",
+         'inv.yml:17:15: backup.profiles.checkpoints.paths[0]: "data/ckpt" must be an absolute path'),
+        ('url: "sftp:stor01:/srv/restic/ckpt"', 'url: "sftp:stor02:/srv/restic/ckpt"',
+         "inv.yml:10:17: backup.repositories.ckpt.url: storage host 'stor02' is not an inventory host "
+         "(did you mean 'stor01'?)"),
+        ('url: "sftp:stor01:/srv/restic/ckpt"', 'url: "ftp://x"',
+         'inv.yml:10:17: backup.repositories.ckpt.url: "ftp://x" is not a repository (an absolute path on the '
+         "control node, sftp:HOST:/path or rest:http(s)://...)"),
+        ("repository: ckpt", "repository: ckp",
+         "inv.yml:16:19: backup.profiles.checkpoints.repository: unknown repository 'ckp' (did you mean 'ckpt'?)"),
+        ('hosts: "@gpu!gpu04"', 'hosts: "@gpus"',
+         "inv.yml:15:14: backup.profiles.checkpoints.hosts: '@gpus': unknown group '@gpus' (did you mean 'gpu'?)"),
+        ("marker: COMPLETE}", "marker: COMPLETE, pattern: '*.done'}",
+         "inv.yml:19:20: backup.profiles.checkpoints.checkpoints: give exactly one of 'marker' or 'pattern'"),
+        ("marker: COMPLETE}", "marker: a/COMPLETE}",
+         'inv.yml:19:49: backup.profiles.checkpoints.checkpoints.marker: "a/COMPLETE" must be a plain file name '
+         "(no '/')"),
+        ("keep_last: 3", "keep_last: 0",
+         "inv.yml:20:30: backup.profiles.checkpoints.retention.keep_last: expected an integer from 1 to 100000, "
+         "got 0"),
+        ("keep_last: 3", "keep_lats: 3",
+         "inv.yml:20:19: backup.profiles.checkpoints.retention.keep_lats: unknown key 'keep_lats' "
+         "(did you mean 'keep_last'?)"),
+        ("    system:\n      repository: etc\n", "    system:\n",
+         "inv.yml:22:7: backup.profiles.system: missing required key 'repository'"),
+    ],
+)
+def test_bad_sections_name_file_line_column_and_key(old: str, new: str, expected: str) -> None:
+    assert old in GOOD
+    assert error_of(GOOD.replace(old, new, 1)) == expected
+
+
+def test_section_must_be_a_mapping_and_keys_required() -> None:
+    assert error_of(BASE + "backup: [1]\n").startswith("inv.yml:7:9: backup: expected a mapping")
+    assert "missing required key 'repositories'" in error_of(BASE + "backup: {profiles: {}}\n")
