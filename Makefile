@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	fi
 	@mkdir -p /run/sshd
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --disable-pip-version-check -e '.[test]' > $(VENV)/pip.log 2>&1 \
+	@$(BIN)/python -m pip install --disable-pip-version-check -e '.[test,train]' > $(VENV)/pip.log 2>&1 \
 		|| { tail -40 $(VENV)/pip.log; exit 1; }
 	@touch $(STAMP)
 
@@ -35,6 +35,7 @@ lint: setup
 
 bench: setup
 	@$(BIN)/python bench/fanout.py
+	@$(BIN)/python bench/keys.py
 
 clean:
 	@[ -x $(BIN)/dccli ] && $(BIN)/dccli lab down --name demo || true

@@ -35,14 +35,30 @@ def dccli_rotate(env: dict, inventory: Path, limit: str | None = None) -> tuple[
     proc = subprocess.run(argv, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise SystemExit(f"dccli keys rotate failed ({proc.returncode}):\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
+        raise SystemExit(
+            f"dccli keys rotate failed ({proc.returncode}):\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
+        )
     return wall, json.loads(proc.stdout)["rotation"]
 
 
 def ssh(key: Path, lab_dir: Path, address: str, command: str, stdin: bytes | None = None) -> None:
-    argv = ["ssh", "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={lab_dir / 'known_hosts'}",
-            "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "LogLevel=ERROR", "-i", str(key),
-            f"root@{address}", command]
+    argv = [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"UserKnownHostsFile={lab_dir / 'known_hosts'}",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "IdentityAgent=none",
+        "-o",
+        "LogLevel=ERROR",
+        "-i",
+        str(key),
+        f"root@{address}",
+        command,
+    ]
     proc = subprocess.run(argv, input=stdin, capture_output=True, timeout=60)
     if proc.returncode != 0:
         raise SystemExit(f"baseline ssh to {address} failed: {proc.stderr.decode()[-500:]}")
@@ -92,14 +108,16 @@ def main() -> None:
             base_walls.append(b_wall)
             # hand the hosts back to dccli: the baseline's key becomes what the inventory logs in with
             os.replace(b_key, info.key_path)
-            os.replace(b_key.with_name(b_key.name + ".pub"), info.key_path.with_name(info.key_path.name + ".pub"))
+            os.replace(
+                b_key.with_name(b_key.name + ".pub"), info.key_path.with_name(info.key_path.name + ".pub")
+            )
             (home / "identities.json").unlink(missing_ok=True)
             if small:
-                s_wall, _ = dccli_rotate(env, info.inventory_path, small)
+                s_wall, s_doc = dccli_rotate(env, info.inventory_path, small)
                 small_walls.append(s_wall)
                 (home / "identities.json").unlink(missing_ok=True)
                 # node01-08 now hold only dccli's key: give them the inventory key back for the next round
-                key = Path(_["key"]["path"])
+                key = Path(s_doc["key"]["path"])
                 pub = info.key_path.with_name(info.key_path.name + ".pub").read_bytes()
                 for address in addresses[:8]:
                     ssh(key, info.dir, address, "cat >> ~/.ssh/authorized_keys", stdin=pub)
@@ -116,7 +134,14 @@ def main() -> None:
             fixed = d - per_host * args.hosts
             projected = fixed + per_host * 1000
             print(f"8 hosts median {s:.2f}s -> fixed {fixed:.2f}s + {per_host * 1000:.1f} ms/host marginal")
-            print(f"projected 1,000 hosts:       {projected:.1f}s  (goal < 60 s: {'PASS' if projected < 60 else 'FAIL'})")
+            print(
+                f"projected 1,000 hosts:       {projected:.1f}s  (goal < 60 s: {'PASS' if projected < 60 else 'FAIL'})"
+            )
+        out = Path(__file__).resolve().parent / "results" / "keys.json"
+        out.parent.mkdir(exist_ok=True)
+        times = {"dccli": dccli_walls, "openssh_loop": base_walls, "dccli_8_hosts": small_walls}
+        doc = {"hosts": args.hosts, "rounds": args.rounds, "cpus": os.cpu_count(), "times": times}
+        out.write_text(json.dumps(doc, indent=2) + "\n")
     finally:
         if not args.keep:
             lab_down(name)

@@ -40,7 +40,9 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, dict[str, tuple[
     proc = subprocess.run(argv, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise SystemExit(f"failed ({proc.returncode}): {' '.join(argv)}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        raise SystemExit(
+            f"failed ({proc.returncode}): {' '.join(argv)}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        )
     return elapsed, {m[0]: tuple(int(x) for x in m[1:]) for m in RECAP.findall(proc.stdout)}
 
 
@@ -48,9 +50,15 @@ def tree(upper: Path) -> dict[str, str]:
     """Every file under /opt/dccli-bench of one host: mode, owner, link target or content hash."""
     out = {}
     base = upper / "opt" / "dccli-bench"
-    for p in sorted(base.rglob("*")) + [base]:
+    for p in [*sorted(base.rglob("*")), base]:
         st = p.lstat()
-        what = os.readlink(p) if p.is_symlink() else hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        what = (
+            os.readlink(p)
+            if p.is_symlink()
+            else hashlib.sha256(p.read_bytes()).hexdigest()
+            if p.is_file()
+            else "dir"
+        )
         out[str(p.relative_to(base))] = f"{oct(st.st_mode)} {st.st_uid}:{st.st_gid} {what}"
     return out
 
@@ -77,9 +85,15 @@ def main() -> None:
         cfg.write_text(sh([dccli, "inventory", "export", "--format", "ssh-config"], env).stdout)
         ans_inv = home / "ansible.yml"
         ans_inv.write_text(sh([dccli, "inventory", "export", "--format", "ansible"], env).stdout)
-        tool_env = dict(env, ANSIBLE_HOST_KEY_CHECKING="True", ANSIBLE_PYTHON_INTERPRETER="auto_silent",
-                        ANSIBLE_SSH_ARGS=f"-F {cfg} -C -o ControlMaster=auto -o ControlPersist=60s",
-                        ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(home / "ansible-tmp"), ANSIBLE_FORKS="16")
+        tool_env = dict(
+            env,
+            ANSIBLE_HOST_KEY_CHECKING="True",
+            ANSIBLE_PYTHON_INTERPRETER="auto_silent",
+            ANSIBLE_SSH_ARGS=f"-F {cfg} -C -o ControlMaster=auto -o ControlPersist=60s",
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_LOCAL_TEMP=str(home / "ansible-tmp"),
+            ANSIBLE_FORKS="16",
+        )
         commands = {
             "ansible": [ansible, "-i", str(ans_inv), "-f", "16", str(PLAYBOOK)],
             "dccli": [dccli, "provision", "-f", "16", str(PLAYBOOK)],
@@ -99,8 +113,10 @@ def main() -> None:
                     recaps[f"{tool} {phase}"] = recap
                 trees[tool] = {h.name: tree(h / "upper") for h in sorted(hosts_dir.iterdir())}
         med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"\nbench/provision: reference-10-tasks.yml on {args.hosts} lab hosts, forks 16, "
-              f"{args.rounds} alternated rounds")
+        print(
+            f"\nbench/provision: reference-10-tasks.yml on {args.hosts} lab hosts, forks 16, "
+            f"{args.rounds} alternated rounds"
+        )
         print(f"{'run':<16}{'median s':>10}{'min s':>9}{'max s':>9}")
         for k in times:
             print(f"{k:<16}{med[k]:>10.3f}{min(times[k]):>9.3f}{max(times[k]):>9.3f}")
@@ -109,18 +125,32 @@ def main() -> None:
             ratio = med[f"dccli {phase}"] / med[f"ansible {phase}"]
             print(f"dccli/ansible {phase}: {ratio:.4f} (1/{1 / ratio:.0f})")
             goals[f"{phase} <= 1/20"] = ratio <= 0.05
-            goals[f"{phase}: same ok/changed per host"] = recaps[f"dccli {phase}"] == recaps[f"ansible {phase}"]
+            goals[f"{phase}: same ok/changed per host"] = (
+                recaps[f"dccli {phase}"] == recaps[f"ansible {phase}"]
+            )
         goals["byte-identical files"] = trees["dccli"] == trees["ansible"]
         for goal, ok in goals.items():
             print(f"  {'met' if ok else 'MISSED'}: {goal}")
         for phase in ("first", "rerun"):
-            print(f"  recap {phase}: ansible {sorted(set(recaps[f'ansible {phase}'].values()))} "
-                  f"dccli {sorted(set(recaps[f'dccli {phase}'].values()))} (ok, changed, unreachable, failed)")
+            print(
+                f"  recap {phase}: ansible {sorted(set(recaps[f'ansible {phase}'].values()))} "
+                f"dccli {sorted(set(recaps[f'dccli {phase}'].values()))} (ok, changed, unreachable, failed)"
+            )
         out = ROOT / "bench" / "results"
         out.mkdir(exist_ok=True)
-        (out / "provision.json").write_text(json.dumps(
-            {"hosts": args.hosts, "rounds": args.rounds, "times": times, "median": med, "goals": goals,
-             "at": time.time()}, indent=2))
+        (out / "provision.json").write_text(
+            json.dumps(
+                {
+                    "hosts": args.hosts,
+                    "rounds": args.rounds,
+                    "times": times,
+                    "median": med,
+                    "goals": goals,
+                    "at": time.time(),
+                },
+                indent=2,
+            )
+        )
         if not all(goals.values()):
             sys.exit(1)
     finally:

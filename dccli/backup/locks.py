@@ -40,8 +40,10 @@ def run_lock(cluster: str) -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
-            raise LockedError(f"another dccli backup run holds the lock for cluster {cluster!r} ({holder}); "
-                              f"not starting a second one (lock: {path})") from None
+            raise LockedError(
+                f"another dccli backup run holds the lock for cluster {cluster!r} ({holder}); "
+                f"not starting a second one (lock: {path})"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
         yield path

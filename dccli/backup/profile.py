@@ -56,7 +56,13 @@ class Repository:
     path: str | None = None  # local and sftp: the repository's directory
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "url": self.redacted, "host": self.host, "path": self.path}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "url": self.redacted,
+            "host": self.host,
+            "path": self.path,
+        }
 
     @property
     def redacted(self) -> str:
@@ -76,8 +82,12 @@ class Retention:
         return not any((self.keep_last, self.keep_daily, self.keep_weekly, self.keep_monthly))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"keep_last": self.keep_last, "keep_daily": self.keep_daily, "keep_weekly": self.keep_weekly,
-                "keep_monthly": self.keep_monthly}
+        return {
+            "keep_last": self.keep_last,
+            "keep_daily": self.keep_daily,
+            "keep_weekly": self.keep_weekly,
+            "keep_monthly": self.keep_monthly,
+        }
 
 
 @dataclass(frozen=True)
@@ -105,10 +115,16 @@ class Profile:
     source: str = ""  # file:line
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "repository": self.repository, "hosts": list(self.hosts),
-                "paths": list(self.paths), "excludes": list(self.excludes),
-                "checkpoints": self.checkpoints.to_dict() if self.checkpoints else None,
-                "retention": self.retention.to_dict(), "source": self.source}
+        return {
+            "name": self.name,
+            "repository": self.repository,
+            "hosts": list(self.hosts),
+            "paths": list(self.paths),
+            "excludes": list(self.excludes),
+            "checkpoints": self.checkpoints.to_dict() if self.checkpoints else None,
+            "retention": self.retention.to_dict(),
+            "source": self.source,
+        }
 
 
 @dataclass(frozen=True)
@@ -170,11 +186,16 @@ _abs_paths = list_of(string(_abs_path_problem, "an absolute path"), "a list of a
 _keep = integer(1, 100_000)
 
 REPOSITORY: Schema = {
-    "url": Field(string(_url_problem, "a repository URL"), required=True,
-                 doc="control-node path, sftp:HOST:/path or rest:http(s)://..."),
+    "url": Field(
+        string(_url_problem, "a repository URL"),
+        required=True,
+        doc="control-node path, sftp:HOST:/path or rest:http(s)://...",
+    ),
 }
 RETENTION: Schema = {
-    "keep_last": Field(_keep), "keep_daily": Field(_keep), "keep_weekly": Field(_keep),
+    "keep_last": Field(_keep),
+    "keep_daily": Field(_keep),
+    "keep_weekly": Field(_keep),
     "keep_monthly": Field(_keep),
 }
 CHECKPOINTS: Schema = {
@@ -183,8 +204,10 @@ CHECKPOINTS: Schema = {
     "pattern": Field(string(_file_name_problem, "a glob"), doc="glob of a file that marks completeness"),
 }
 PROFILE: Schema = {
-    "hosts": Field(string_or_list(string(what="a node-set expression"), "a node-set expression or a list"),
-                   doc="hosts backed up (default all)"),
+    "hosts": Field(
+        string_or_list(string(what="a node-set expression"), "a node-set expression or a list"),
+        doc="hosts backed up (default all)",
+    ),
     "repository": Field(string(fields.identifier_problem, "a repository name"), required=True),
     "paths": Field(_abs_paths, required=True),
     "excludes": Field(list_of(string(_pattern_problem, "a restic exclude pattern"), "a list of patterns")),
@@ -193,8 +216,9 @@ PROFILE: Schema = {
 }
 BACKUP: Schema = {
     "concurrency": Field(integer(1, 1024), doc="hosts backed up at once (default 8)"),
-    "repositories": Field(mapping_of(fields.identifier_problem, section(REPOSITORY), "repository name"),
-                          required=True),
+    "repositories": Field(
+        mapping_of(fields.identifier_problem, section(REPOSITORY), "repository name"), required=True
+    ),
     "profiles": Field(mapping_of(fields.identifier_problem, section(PROFILE), "profile name"), required=True),
 }
 
@@ -253,12 +277,14 @@ def resolve_section(record: Record, inventory: Any, src: Source) -> BackupConfig
             paths=tuple(v["paths"]),
             excludes=tuple(v.get("excludes", ())),
             checkpoints=CheckpointRule(tuple(rule.values["dirs"]), rule.get("marker"), rule.get("pattern"))
-            if rule is not None else None,
+            if rule is not None
+            else None,
             retention=Retention(**retention.values) if retention is not None else Retention(),
             source=f"{src.name}:{key_node.line}",
         )
-    return BackupConfig(MappingProxyType(repositories), MappingProxyType(profiles),
-                        record.values.get("concurrency", 8))
+    return BackupConfig(
+        MappingProxyType(repositories), MappingProxyType(profiles), record.values.get("concurrency", 8)
+    )
 
 
 def config_of(inventory: Any) -> BackupConfig:

@@ -73,8 +73,23 @@ def ensure_key(repo: Repository) -> tuple[str, str]:
     if not path.exists():
         paths.ensure_home()
         backup_dir().mkdir(mode=0o700, exist_ok=True)
-        proc = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"dccli-backup-{repo.name}",
-                               "-f", str(path)], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                f"dccli-backup-{repo.name}",
+                "-f",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
         if proc.returncode != 0:
             raise BackupError(f"ssh-keygen failed: {proc.stderr.strip()}")
     os.chmod(path, 0o600)
@@ -95,10 +110,32 @@ def sftp_command(user: str, address: str, port: int) -> list[str]:
     restic splits sftp.command like a shell would; every element here is free of spaces and quotes
     (inventory users and addresses are validated, the temp paths come from mkdtemp).
     """
-    return ["ssh", "-F", "/dev/null", "-i", "{key}", "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-            "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile={known_hosts}",
-            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ServerAliveInterval=15",
-            "-p", str(port), f"{user}@{address}", "-s", "sftp"]
+    return [
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-i",
+        "{key}",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "UserKnownHostsFile={known_hosts}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ServerAliveInterval=15",
+        "-p",
+        str(port),
+        f"{user}@{address}",
+        "-s",
+        "sftp",
+    ]
 
 
 @dataclass(frozen=True)
@@ -134,8 +171,10 @@ def setup_storage(pool, inventory, repo: Repository) -> StorageAccess | None:
     )
     out = conn.exec(script, timeout=60)
     if out.exit_code != 0:
-        raise BackupError(f"{host.name}: could not authorize the backup key: "
-                          f"{out.stderr.decode('utf-8', 'replace').strip()}")
+        raise BackupError(
+            f"{host.name}: could not authorize the backup key: "
+            f"{out.stderr.decode('utf-8', 'replace').strip()}"
+        )
     server_key = conn.transport.get_remote_server_key()  # already verified strictly by the pool
     known = f"{known_hosts_name(host.address, host.port)} {server_key.get_name()} {server_key.get_base64()}\n"
     return StorageAccess(repo.url, private, known, tuple(sftp_command(host.user, host.address, host.port)))

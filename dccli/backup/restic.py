@@ -41,8 +41,9 @@ def snapshots_argv(host: str | None = None, profile: str | None = None) -> list[
     return argv
 
 
-def restore_argv(snapshot: str, target: str, host: str, profile: str | None,
-                 includes: Iterable[str] = ()) -> list[str]:
+def restore_argv(
+    snapshot: str, target: str, host: str, profile: str | None, includes: Iterable[str] = ()
+) -> list[str]:
     argv = ["restore", snapshot, "--target", target]
     if snapshot == "latest":  # `latest` of this host (and profile), not of the whole repository
         argv += ["--host", host]
@@ -62,8 +63,12 @@ def check_argv(subset: int | None, of: int | None) -> list[str]:
 def forget_argv(profile: str, retention: Retention) -> list[str]:
     """Forget by the profile's policy, per host and path set; prune follows as its own command."""
     argv = ["forget", "--json", "--tag", f"profile:{profile}", "--group-by", "host,paths"]
-    for flag, value in (("--keep-last", retention.keep_last), ("--keep-daily", retention.keep_daily),
-                        ("--keep-weekly", retention.keep_weekly), ("--keep-monthly", retention.keep_monthly)):
+    for flag, value in (
+        ("--keep-last", retention.keep_last),
+        ("--keep-daily", retention.keep_daily),
+        ("--keep-weekly", retention.keep_weekly),
+        ("--keep-monthly", retention.keep_monthly),
+    ):
         if value:
             argv += [flag, str(value)]
     return argv
@@ -93,10 +98,17 @@ class BackupSummary:
         return self.files_processed
 
     def to_dict(self) -> dict[str, Any]:
-        return {"snapshot_id": self.snapshot_id, "files_new": self.files_new, "files_changed": self.files_changed,
-                "files_unmodified": self.files_unmodified, "files": self.files_processed,
-                "bytes_processed": self.bytes_processed, "bytes_added": self.data_added,
-                "restic_duration_s": self.duration_s, "errors": list(self.errors)}
+        return {
+            "snapshot_id": self.snapshot_id,
+            "files_new": self.files_new,
+            "files_changed": self.files_changed,
+            "files_unmodified": self.files_unmodified,
+            "files": self.files_processed,
+            "bytes_processed": self.bytes_processed,
+            "bytes_added": self.data_added,
+            "restic_duration_s": self.duration_s,
+            "errors": list(self.errors),
+        }
 
 
 def parse_backup_json(stdout: str, stderr: str = "") -> BackupSummary:
@@ -112,8 +124,12 @@ def parse_backup_json(stdout: str, stderr: str = "") -> BackupSummary:
         line = line.strip()
         if not line.startswith("{"):
             low = line.lower()
-            if ("does not exist, skipping" in low or "could not be read" in low or low.startswith("fatal")
-                    or low.startswith("error")):
+            if (
+                "does not exist, skipping" in low
+                or "could not be read" in low
+                or low.startswith("fatal")
+                or low.startswith("error")
+            ):
                 errors.append(line)
             continue
         try:
@@ -168,13 +184,20 @@ class Snapshot:
     def tag(self, prefix: str) -> str | None:
         for t in self.tags:
             if t.startswith(prefix + ":"):
-                return t[len(prefix) + 1:]
+                return t[len(prefix) + 1 :]
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "short_id": self.short_id, "time": self.time, "host": self.host,
-                "paths": list(self.paths), "tags": list(self.tags), "profile": self.tag("profile"),
-                "run_id": self.tag("run")}
+        return {
+            "id": self.id,
+            "short_id": self.short_id,
+            "time": self.time,
+            "host": self.host,
+            "paths": list(self.paths),
+            "tags": list(self.tags),
+            "profile": self.tag("profile"),
+            "run_id": self.tag("run"),
+        }
 
 
 def parse_snapshots(stdout: str) -> list[Snapshot]:
@@ -183,13 +206,21 @@ def parse_snapshots(stdout: str) -> list[Snapshot]:
     out = []
     for s in data:
         sid = str(s.get("id", ""))
-        out.append(Snapshot(sid, str(s.get("short_id") or sid[:8]), str(s.get("time", "")),
-                            str(s.get("hostname", "")), tuple(s.get("paths") or ()), tuple(s.get("tags") or ())))
+        out.append(
+            Snapshot(
+                sid,
+                str(s.get("short_id") or sid[:8]),
+                str(s.get("time", "")),
+                str(s.get("hostname", "")),
+                tuple(s.get("paths") or ()),
+                tuple(s.get("tags") or ()),
+            )
+        )
     return sorted(out, key=lambda s: s.time)
 
 
 def is_not_initialized(stderr: str) -> bool:
-    """restic's complaint about a missing repository (wording differs across versions)."""
+    """restic's complaint about a missing repository ("Fatal: unable to open config file: ...
+    Is there a repository at the following location?" in 0.14 and later)."""
     low = stderr.lower()
-    return any(s in low for s in ("does not exist", "unable to open config file", "is there a repository",
-                                  "no such file or directory"))
+    return "unable to open config file" in low or "is there a repository at the following location" in low

@@ -20,17 +20,23 @@ from dccli.errors import UsageError
 
 
 def repositories_for(config: BackupConfig, profile: str | None) -> list[Repository]:
-    names = [config.profile(profile).repository] if profile else list(dict.fromkeys(
-        p.repository for p in config.profiles.values()))
+    names = (
+        [config.profile(profile).repository]
+        if profile
+        else list(dict.fromkeys(p.repository for p in config.profiles.values()))
+    )
     return [config.repositories[n] for n in names]
 
 
-def list_snapshots(pool, inventory, config: BackupConfig, profile: str | None, host: str | None
-                   ) -> list[tuple[str, restic.Snapshot]]:
+def list_snapshots(
+    pool, inventory, config: BackupConfig, profile: str | None, host: str | None
+) -> list[tuple[str, restic.Snapshot]]:
     out = []
     for repo in repositories_for(config, profile):
         password = ensure_password(repo, create=False)
-        (res,) = maintenance(pool, inventory, repo, password, [restic.snapshots_argv(host, profile)], timeout=300)
+        (res,) = maintenance(
+            pool, inventory, repo, password, [restic.snapshots_argv(host, profile)], timeout=300
+        )
         if res["rc"] != 0:
             raise BackupError(f"repository {repo.name}: restic snapshots: {res['stderr'].strip()[-300:]}")
         out += [(repo.name, s) for s in restic.parse_snapshots(res["stdout"])]
@@ -47,12 +53,27 @@ class RestoreResult:
     message: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "restored_to": self.where, "target": self.target, "snapshot": self.snapshot,
-                "ok": self.ok, "message": self.message}
+        return {
+            "host": self.host,
+            "restored_to": self.where,
+            "target": self.target,
+            "snapshot": self.snapshot,
+            "ok": self.ok,
+            "message": self.message,
+        }
 
 
-def restore(pool, inventory, config: BackupConfig, snapshot: str, host: str, target: str,
-            includes: list[str], profile: str | None, to_control: bool) -> RestoreResult:
+def restore(
+    pool,
+    inventory,
+    config: BackupConfig,
+    snapshot: str,
+    host: str,
+    target: str,
+    includes: list[str],
+    profile: str | None,
+    to_control: bool,
+) -> RestoreResult:
     from dccli.remote.session import Step, run_steps
 
     if host not in inventory:
@@ -83,11 +104,16 @@ def restore(pool, inventory, config: BackupConfig, snapshot: str, host: str, tar
         storage = setup_storage(pool, inventory, repo) if repo.kind == SFTP and host != repo.host else None
         access = access_for(repo, host, storage)
     argv = restic.restore_argv(snapshot, target, host, profile if profile else None, includes)
-    results = run_steps(conn, restic_steps(access, password, Step("restore", "restic_cmd", {"argv": argv})),
-                        timeout=None)
+    results = run_steps(
+        conn, restic_steps(access, password, Step("restore", "restic_cmd", {"argv": argv})), timeout=None
+    )
     if not results[0].ok:
         return RestoreResult(host, where, target, snapshot, False, results[0].error or "restic not usable")
     data = results[1].data if results[1].ok else {"rc": None, "stderr": results[1].error}
     ok = data.get("rc") == 0
-    message = (data.get("stdout") or "").strip().splitlines()[-1:] if ok else (data.get("stderr") or "").strip()
-    return RestoreResult(host, where, target, snapshot, ok, message[0] if ok and message else str(message)[-400:])
+    message = (
+        (data.get("stdout") or "").strip().splitlines()[-1:] if ok else (data.get("stderr") or "").strip()
+    )
+    return RestoreResult(
+        host, where, target, snapshot, ok, message[0] if ok and message else str(message)[-400:]
+    )

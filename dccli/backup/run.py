@@ -57,11 +57,20 @@ class HostBackup:
         return "; ".join(self.errors) if self.errors else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "profile": self.profile, "repository": self.repository, "status": self.status,
-                "snapshot_id": self.snapshot_id, "files": self.files, "bytes_added": self.bytes_added,
-                "bytes_processed": self.bytes_processed, "duration_s": round(self.duration_s, 3),
-                "incomplete_checkpoints": list(self.incomplete), "errors": list(self.errors),
-                "stale_locks_removed": list(self.locks_removed)}
+        return {
+            "host": self.host,
+            "profile": self.profile,
+            "repository": self.repository,
+            "status": self.status,
+            "snapshot_id": self.snapshot_id,
+            "files": self.files,
+            "bytes_added": self.bytes_added,
+            "bytes_processed": self.bytes_processed,
+            "duration_s": round(self.duration_s, 3),
+            "incomplete_checkpoints": list(self.incomplete),
+            "errors": list(self.errors),
+            "stale_locks_removed": list(self.locks_removed),
+        }
 
 
 @dataclass(frozen=True)
@@ -93,12 +102,16 @@ def new_run_id() -> str:
 def restic_steps(access: StorageAccess, password: str, *steps: Any, install: bool = True) -> list:
     from dccli.remote.session import Step
 
-    return [Step("prepare", "restic_prepare", access.prepare_args(password, install)), *steps,
-            Step("cleanup", "backup_cleanup", {})]
+    return [
+        Step("prepare", "restic_prepare", access.prepare_args(password, install)),
+        *steps,
+        Step("cleanup", "backup_cleanup", {}),
+    ]
 
 
-def maintenance(pool, inventory, repo: Repository, password: str, argv_list: list[list[str]],
-                timeout: float | None = None) -> list[dict[str, Any]]:
+def maintenance(
+    pool, inventory, repo: Repository, password: str, argv_list: list[list[str]], timeout: float | None = None
+) -> list[dict[str, Any]]:
     """Run restic commands where the repository is local (storage host or control node), one session."""
     from dccli.remote.session import Step, run_steps
 
@@ -106,8 +119,11 @@ def maintenance(pool, inventory, repo: Repository, password: str, argv_list: lis
     conn = control_connection() if target is None else pool.get(target)
     where = "control" if target is None else target.name
     access = access_for(repo, where, None) if target is not None else StorageAccess(repo.path or repo.url)
-    steps = restic_steps(access, password, *[Step(f"cmd{i}", "restic_cmd", {"argv": a, "timeout": timeout})
-                                             for i, a in enumerate(argv_list)])
+    steps = restic_steps(
+        access,
+        password,
+        *[Step(f"cmd{i}", "restic_cmd", {"argv": a, "timeout": timeout}) for i, a in enumerate(argv_list)],
+    )
     results = run_steps(conn, steps, timeout=None)
     if not results[0].ok:
         raise BackupError(f"{where}: {results[0].error}")
@@ -126,6 +142,11 @@ def prepare_repository(pool, inventory, repo: Repository, password: str) -> Stor
         import os
 
         os.makedirs(os.path.dirname(repo.path.rstrip("/")) or "/", exist_ok=True)
+    marker = initialized_marker(repo)
+    if (
+        marker.exists() and marker.read_text().strip() == repo.url
+    ):  # known to exist: skip a restic run (a KDF and a connection) on every backup
+        return storage
     (config,) = maintenance(pool, inventory, repo, password, [["cat", "config", "--no-lock"]], timeout=120)
     if config["rc"] != 0:
         if not restic.is_not_initialized(config["stderr"]):
@@ -133,35 +154,71 @@ def prepare_repository(pool, inventory, repo: Repository, password: str) -> Stor
         (init,) = maintenance(pool, inventory, repo, password, [["init"]], timeout=300)
         if init["rc"] != 0:
             raise BackupError(f"repository {repo.name}: restic init failed: {init['stderr'].strip()[-300:]}")
+    marker.write_text(f"{repo.url}\n")
     return storage
 
 
-def backup_host(conn, host_name: str, profile: Profile, repo: Repository, access: StorageAccess,
-                password: str, run_id: str, on_progress: Callable[[Progress], None] | None = None,
-                install: bool = True) -> HostBackup:
+def initialized_marker(repo: Repository):
+    from dccli.backup.repo import backup_dir
+
+    return backup_dir() / f"{repo.name}.initialized"
+
+
+def backup_host(
+    conn,
+    host_name: str,
+    profile: Profile,
+    repo: Repository,
+    access: StorageAccess,
+    password: str,
+    run_id: str,
+    on_progress: Callable[[Progress], None] | None = None,
+    install: bool = True,
+) -> HostBackup:
     from dccli.remote.session import Step, run_steps
 
-    args: dict[str, Any] = {"argv": restic.backup_argv(profile, host_name, run_id), "paths": list(profile.paths),
-                            "step_id": "backup"}
+    args: dict[str, Any] = {
+        "argv": restic.backup_argv(profile, host_name, run_id),
+        "paths": list(profile.paths),
+        "step_id": "backup",
+    }
     if profile.checkpoints is not None:
         args["checkpoints"] = profile.checkpoints.to_dict()
 
     def on_event(ev: dict[str, Any]) -> None:
         if on_progress and ev.get("ev") == "progress":
-            on_progress(Progress(host_name, float(ev.get("percent") or 0), int(ev.get("bytes_done") or 0),
-                                 int(ev.get("total_bytes") or 0)))
+            on_progress(
+                Progress(
+                    host_name,
+                    float(ev.get("percent") or 0),
+                    int(ev.get("bytes_done") or 0),
+                    int(ev.get("total_bytes") or 0),
+                )
+            )
 
     t0 = time.monotonic()
-    results = run_steps(conn, restic_steps(access, password, Step("backup", "restic_backup", args),
-                                           install=install), timeout=None, on_event=on_event)
+    results = run_steps(
+        conn,
+        restic_steps(access, password, Step("backup", "restic_backup", args), install=install),
+        timeout=None,
+        on_event=on_event,
+    )
     base = {"host": host_name, "profile": profile.name, "repository": repo.name}
     prep, step = results[0], results[1]
     if not prep.ok:
-        return HostBackup(**base, status=FAILED, errors=(prep.error or "restic not usable",),
-                          duration_s=time.monotonic() - t0)
+        return HostBackup(
+            **base,
+            status=FAILED,
+            errors=(prep.error or "restic not usable",),
+            duration_s=time.monotonic() - t0,
+        )
     if not step.ok:
-        return HostBackup(**base, status=FAILED, errors=(step.error or "backup step failed",),
-                          duration_s=time.monotonic() - t0)
+        return HostBackup(
+            **base,
+            status=FAILED,
+            errors=(step.error or "backup step failed",),
+            duration_s=time.monotonic() - t0,
+        )
     return host_result(base, step.data, time.monotonic() - t0)
 
 
@@ -180,14 +237,33 @@ def host_result(base: dict[str, Any], data: dict[str, Any], duration_s: float) -
         errors.append(f"restic exited {data.get('rc')}: {last[0]}")
     if summary.snapshot_id is None and not errors:
         errors.append("restic reported no snapshot")
-    return HostBackup(**base, status=FAILED if errors else OK, snapshot_id=summary.snapshot_id,
-                      files=summary.files, bytes_added=summary.data_added, bytes_processed=summary.bytes_processed,
-                      duration_s=duration_s, incomplete=incomplete, errors=tuple(errors), locks_removed=removed)
+    return HostBackup(
+        **base,
+        status=FAILED if errors else OK,
+        snapshot_id=summary.snapshot_id,
+        files=summary.files,
+        bytes_added=summary.data_added,
+        bytes_processed=summary.bytes_processed,
+        duration_s=duration_s,
+        incomplete=incomplete,
+        errors=tuple(errors),
+        locks_removed=removed,
+    )
 
 
-def run_profiles(inventory, pool, config: BackupConfig, profiles: list[Profile], selected: set[str] | None,
-                 run_id: str, *, forks: int | None = None, on_event: Callable[[Any], None] | None = None,
-                 on_progress: Callable[[Progress], None] | None = None, install: bool = True) -> RunReport:
+def run_profiles(
+    inventory,
+    pool,
+    config: BackupConfig,
+    profiles: list[Profile],
+    selected: set[str] | None,
+    run_id: str,
+    *,
+    forks: int | None = None,
+    on_event: Callable[[Any], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    install: bool = True,
+) -> RunReport:
     """Back up each profile's hosts (those in `selected` when given), profile after profile."""
     from dccli.executor import HostFinished, HostOutcome
 
@@ -214,11 +290,24 @@ def run_profiles(inventory, pool, config: BackupConfig, profiles: list[Profile],
 
         def work(host, profile=profile, repo=repo, storage=storage, password=password):
             if repo.kind == LOCAL and host.connection != "local":
-                raise BackupError(f"{host.name}: repository {repo.name} is a path on the control node; only "
-                                  "connection: local hosts can write it (use sftp: or rest: for remote hosts)")
+                raise BackupError(
+                    f"{host.name}: repository {repo.name} is a path on the control node; only "
+                    "connection: local hosts can write it (use sftp: or rest: for remote hosts)"
+                )
             conn = pool.get(host)
-            result = backup_host(conn, host.name, profile, repo, access_for(repo, host.name, storage), password,
-                                 run_id, on_progress, install)
+            result = backup_host(
+                conn,
+                host.name,
+                profile,
+                repo,
+                access_for(repo, host.name, storage),
+                password,
+                run_id,
+                on_progress,
+                install,
+            )
+            if result.errors and restic.is_not_initialized(" ".join(result.errors)):
+                initialized_marker(repo).unlink(missing_ok=True)  # repository gone: check (and init) next run
             return result.status, result
 
         group = fan_out(hosts, work, forks=forks or config.concurrency, on_event=on_event)

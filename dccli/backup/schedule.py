@@ -23,8 +23,13 @@ _MACROS = {"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 _DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
 # (name, low, high, names that may stand for numbers)
-_FIELDS = (("minute", 0, 59, None), ("hour", 0, 23, None), ("day of month", 1, 31, None),
-           ("month", 1, 12, _MONTHS), ("day of week", 0, 7, _DAYS))
+_FIELDS = (
+    ("minute", 0, 59, None),
+    ("hour", 0, 23, None),
+    ("day of month", 1, 31, None),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 7, _DAYS),
+)
 _SAFE_VALUE = re.compile(r"[^\x00-\x1f\x7f]*\Z")
 
 
@@ -35,8 +40,10 @@ def validate_cron(expr: str) -> str:
         return text
     parts = text.split(" ")
     if len(parts) != 5:
-        raise UsageError(f"--cron {expr!r}: expected 5 fields (minute hour day month weekday) or one of "
-                         f"{', '.join(sorted(_MACROS))}")
+        raise UsageError(
+            f"--cron {expr!r}: expected 5 fields (minute hour day month weekday) or one of "
+            f"{', '.join(sorted(_MACROS))}"
+        )
     for part, (name, low, high, names) in zip(parts, _FIELDS, strict=True):
         for item in part.split(","):
             problem = _item_problem(item.lower(), low, high, names)
@@ -105,8 +112,10 @@ def command_line(job: CronJob) -> str:
 
 
 def render_cron_d(job: CronJob, user: str = "root") -> str:
-    lines = [f"# {job.name}: installed by `dccli backup schedule`; remove with --remove. Do not edit.",
-             "SHELL=/bin/sh"]
+    lines = [
+        f"# {job.name}: installed by `dccli backup schedule`; remove with --remove. Do not edit.",
+        "SHELL=/bin/sh",
+    ]
     for key, value in job.env:
         lines.append(f"{key}={_check_value(key, value)}")
     lines.append(f"{job.schedule} {user} {command_line(job)}")
@@ -116,7 +125,7 @@ def render_cron_d(job: CronJob, user: str = "root") -> str:
 def render_user_block(job: CronJob) -> str:
     """Lines for a user crontab; env goes through `env` on the command so the user's other entries keep theirs."""
     env = " ".join(shlex.quote(f"{k}={_check_value(k, v)}").replace("%", "\\%") for k, v in job.env)
-    return (f"# BEGIN {job.name}\n{job.schedule} env {env} {command_line(job)}\n# END {job.name}\n")
+    return f"# BEGIN {job.name}\n{job.schedule} env {env} {command_line(job)}\n# END {job.name}\n"
 
 
 def strip_user_block(crontab: str, name: str) -> str:

@@ -34,6 +34,8 @@ def status_columns(conn, inventory, now: float | None = None) -> dict[str, dict[
         if row is None:
             out[host.name] = {"last backup": "never"}
         else:
-            out[host.name] = {"last backup": f"{age(now - row['finished_at'])} ago ({row['profile']} "
-                                             f"{(row['snapshot_id'] or '')[:8]})"}
+            out[host.name] = {
+                "last backup": f"{age(now - row['finished_at'])} ago ({row['profile']} "
+                f"{(row['snapshot_id'] or '')[:8]})"
+            }
     return out

@@ -22,8 +22,13 @@ class VerifyResult:
     locks_removed: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"repository": self.repository, "read_data_subset": self.subset, "ok": self.ok,
-                "output": self.output, "stale_locks_removed": list(self.locks_removed)}
+        return {
+            "repository": self.repository,
+            "read_data_subset": self.subset,
+            "ok": self.ok,
+            "output": self.output,
+            "stale_locks_removed": list(self.locks_removed),
+        }
 
 
 def clear_stale_locks(pool, inventory, config: BackupConfig, repo: Repository, password: str) -> list[str]:
@@ -38,7 +43,9 @@ def clear_stale_locks(pool, inventory, config: BackupConfig, repo: Repository, p
     ids = [x.strip() for x in listed.get("stdout", "").splitlines() if x.strip()]
     if not ids:
         return []
-    cats = maintenance(pool, inventory, repo, password, [["cat", "lock", i, "--no-lock"] for i in ids], timeout=60)
+    cats = maintenance(
+        pool, inventory, repo, password, [["cat", "lock", i, "--no-lock"] for i in ids], timeout=60
+    )
     named = set()
     for cat in cats:
         try:
@@ -50,8 +57,11 @@ def clear_stale_locks(pool, inventory, config: BackupConfig, repo: Repository, p
 
     def work(host):
         access = access_for(repo, host.name, storage)
-        res = run_steps(pool.get(host), restic_steps(access, password, Step("unlock", "restic_unlock_own", {})),
-                        timeout=300)
+        res = run_steps(
+            pool.get(host),
+            restic_steps(access, password, Step("unlock", "restic_unlock_own", {})),
+            timeout=300,
+        )
         data = res[1].data if len(res) > 1 and res[1].ok else {}
         return "ok", [f"{x['id']} ({x['hostname']} pid {x['pid']})" for x in (data or {}).get("removed", [])]
 
@@ -84,8 +94,13 @@ class PruneResult:
     output: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"repository": self.repository, "profiles": list(self.profiles),
-                "removed_snapshots": self.removed_snapshots, "ok": self.ok, "output": self.output}
+        return {
+            "repository": self.repository,
+            "profiles": list(self.profiles),
+            "removed_snapshots": self.removed_snapshots,
+            "ok": self.ok,
+            "output": self.output,
+        }
 
 
 def prune(pool, inventory, config: BackupConfig, repo: Repository, profiles: list[str]) -> PruneResult:
@@ -98,8 +113,10 @@ def prune(pool, inventory, config: BackupConfig, repo: Repository, profiles: lis
     for name in profiles:
         policy = config.profiles[name].retention
         if policy.empty:
-            raise BackupError(f"profile {name}: no retention policy (keep_last/daily/weekly/monthly): "
-                              "refusing to forget anything")
+            raise BackupError(
+                f"profile {name}: no retention policy (keep_last/daily/weekly/monthly): "
+                "refusing to forget anything"
+            )
         argvs.append(restic.forget_argv(name, policy))
     results = maintenance(pool, inventory, repo, password, [*argvs, ["prune"]], timeout=None)
     removed = 0
@@ -110,5 +127,6 @@ def prune(pool, inventory, config: BackupConfig, repo: Repository, profiles: lis
             removed += len(group.get("remove") or [])
     last = results[-1]
     ok = last["rc"] == 0
-    return PruneResult(repo.name, tuple(profiles), removed, ok,
-                       (last["stdout"] if ok else last["stderr"]).strip()[-1500:])
+    return PruneResult(
+        repo.name, tuple(profiles), removed, ok, (last["stdout"] if ok else last["stderr"]).strip()[-1500:]
+    )

@@ -8,8 +8,9 @@ import typer
 
 from dccli.cli.common import InventoryOpt, JsonOpt, LimitOpt, TimeoutOpt, handle_errors
 
-backup_app = typer.Typer(help="Backups with restic: run, list, restore, verify, prune, schedule.",
-                         no_args_is_help=True)
+backup_app = typer.Typer(
+    help="Backups with restic: run, list, restore, verify, prune, schedule.", no_args_is_help=True
+)
 ProfileOpt = typer.Option(None, "--profile", "-p", help="Backup profile (default: every profile).")
 
 
@@ -33,13 +34,20 @@ def run_cmd(
     profile: list[str] | None = ProfileOpt,
     inventory: Path | None = InventoryOpt,
     limit: str | None = LimitOpt,
-    forks: int | None = typer.Option(None, "-f", "--forks", min=1, max=4096,
-                                     help="Hosts backed up at once (default: backup.concurrency, 8)."),
+    forks: int | None = typer.Option(
+        None,
+        "-f",
+        "--forks",
+        min=1,
+        max=4096,
+        help="Hosts backed up at once (default: backup.concurrency, 8).",
+    ),
     timeout: float | None = TimeoutOpt,
     scheduled: bool = typer.Option(False, "--scheduled", help="As cron runs it: plain lines, no prompts."),
     ping: str | None = typer.Option(None, "--ping", help="Dead-man URL: pinged on start, success, /fail."),
-    install: bool = typer.Option(True, "--install-restic/--no-install-restic",
-                                 help="apt-get install restic on hosts that lack it."),
+    install: bool = typer.Option(
+        True, "--install-restic/--no-install-restic", help="apt-get install restic on hosts that lack it."
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Back up the profiles' hosts in parallel; one restic run per host; results in the state DB."""
@@ -80,8 +88,18 @@ def run_cmd(
         report = None
         try:
             with make_pool(inv, timeout) as pool, display:
-                report = run_profiles(inv, pool, config, profiles, selected, run_id, forks=forks,
-                                      on_event=display.event, on_progress=display.progress, install=install)
+                report = run_profiles(
+                    inv,
+                    pool,
+                    config,
+                    profiles,
+                    selected,
+                    run_id,
+                    forks=forks,
+                    on_event=display.event,
+                    on_progress=display.progress,
+                    install=install,
+                )
         finally:
             code = report.exit_code() if report is not None else 1
             with closing(db.connect()) as conn:
@@ -92,19 +110,26 @@ def run_cmd(
             warn = locks.ping(ping, "success" if code == 0 else "failure")
             if warn:
                 env.warn(warn)
-    results = [o.value.to_dict() if o.value is not None else _failed_value(o, r).to_dict()
-               for r in report.runs for o in r.group.outcomes]
+    results = [
+        o.value.to_dict() if o.value is not None else _failed_value(o, r).to_dict()
+        for r in report.runs
+        for o in r.group.outcomes
+    ]
     if json_out:
         env.out(jsonout.document(run_id=run_id, results=results, exit_code=code))
     else:
         for r in results:
             if r["status"] == "ok":
-                env.out(f"{r['host']}: {r['profile']}: ok, snapshot {r['snapshot_id']}, {r['files']} files, "
-                        f"{_mib(r['bytes_added'])} added, {r['duration_s']:.1f}s")
+                env.out(
+                    f"{r['host']}: {r['profile']}: ok, snapshot {r['snapshot_id']}, {r['files']} files, "
+                    f"{_mib(r['bytes_added'])} added, {r['duration_s']:.1f}s"
+                )
             else:
                 env.out(f"{r['host']}: {r['profile']}: FAILED: {'; '.join(r['errors']) or 'unknown error'}")
             for d in r["incomplete_checkpoints"]:
-                env.out(f"{r['host']}: {r['profile']}: skipped incomplete checkpoint {d} (no completeness marker)")
+                env.out(
+                    f"{r['host']}: {r['profile']}: skipped incomplete checkpoint {d} (no completeness marker)"
+                )
             for lock in r["stale_locks_removed"]:
                 env.err(f"{r['host']}: removed its own stale restic lock {lock}")
     ok = sum(1 for r in results if r["status"] == "ok")
@@ -115,8 +140,14 @@ def run_cmd(
 def _failed_value(outcome, prun):
     from dccli.backup.run import HostBackup
 
-    return HostBackup(outcome.host, prun.profile, prun.repository, "failed" if outcome.status != "ok" else "ok",
-                      errors=(outcome.error or outcome.status,), duration_s=outcome.duration_s)
+    return HostBackup(
+        outcome.host,
+        prun.profile,
+        prun.repository,
+        "failed" if outcome.status != "ok" else "ok",
+        errors=(outcome.error or outcome.status,),
+        duration_s=outcome.duration_s,
+    )
 
 
 class _Display:
@@ -131,8 +162,13 @@ class _Display:
         if self.env.live:
             from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                console=self.env.stderr_console(), transient=True)
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                console=self.env.stderr_console(),
+                transient=True,
+            )
             self.bar.start()
         return self
 
@@ -180,19 +216,25 @@ def ls_cmd(
         return
     env.out(f"{'ID':<10} {'TIME':<20} {'HOST':<16} {'PROFILE':<14} {'REPOSITORY':<12} PATHS")
     for repo, s in snaps:
-        env.out(f"{s.short_id:<10} {s.time[:19].replace('T', ' '):<20} {s.host:<16} {s.tag('profile') or '-':<14} "
-                f"{repo:<12} {' '.join(s.paths)}")
+        env.out(
+            f"{s.short_id:<10} {s.time[:19].replace('T', ' '):<20} {s.host:<16} {s.tag('profile') or '-':<14} "
+            f"{repo:<12} {' '.join(s.paths)}"
+        )
 
 
 @backup_app.command("restore")
 @handle_errors
 def restore_cmd(
-    snapshot: str = typer.Argument(..., help="Snapshot ID, or `latest` (of --host, and of --profile if given)."),
+    snapshot: str = typer.Argument(
+        ..., help="Snapshot ID, or `latest` (of --host, and of --profile if given)."
+    ),
     host: str = typer.Option(..., "--host", help="Whose backup to restore."),
     target: str = typer.Option(..., "--target", help="Directory to restore into (absolute)."),
     include: list[str] | None = typer.Option(None, "--include", help="Restore only this path (repeatable)."),
     profile: str | None = typer.Option(None, "--profile", "-p"),
-    to_control: bool = typer.Option(False, "--to-control", help="Restore onto the control node, not the host."),
+    to_control: bool = typer.Option(
+        False, "--to-control", help="Restore onto the control node, not the host."
+    ),
     inventory: Path | None = InventoryOpt,
     timeout: float | None = TimeoutOpt,
     json_out: bool = JsonOpt,
@@ -220,9 +262,12 @@ def restore_cmd(
 @backup_app.command("verify")
 @handle_errors
 def verify_cmd(
-    profile: str | None = typer.Option(None, "--profile", "-p", help="Verify this profile's repository only."),
-    subsets: int = typer.Option(10, "--subsets", min=1, max=10000,
-                                help="N: each run reads 1/N of the data; N runs read all of it."),
+    profile: str | None = typer.Option(
+        None, "--profile", "-p", help="Verify this profile's repository only."
+    ),
+    subsets: int = typer.Option(
+        10, "--subsets", min=1, max=10000, help="N: each run reads 1/N of the data; N runs read all of it."
+    ),
     inventory: Path | None = InventoryOpt,
     timeout: float | None = TimeoutOpt,
     json_out: bool = JsonOpt,
@@ -280,8 +325,10 @@ def prune_cmd(
         env.out(jsonout.document(results=[r.to_dict() for r in results]))
     else:
         for r in results:
-            env.out(f"{r.repository}: forgot {r.removed_snapshots} snapshots ({', '.join(r.profiles)}), "
-                    f"prune {'ok' if r.ok else 'FAILED'}")
+            env.out(
+                f"{r.repository}: forgot {r.removed_snapshots} snapshots ({', '.join(r.profiles)}), "
+                f"prune {'ok' if r.ok else 'FAILED'}"
+            )
             if not r.ok:
                 env.err(r.output)
     raise typer.Exit(0 if all(r.ok for r in results) else 1)
@@ -327,8 +374,14 @@ def schedule_cmd(
     if inv_path is None:
         raise UsageError("a scheduled backup needs an inventory file (-i or $DCCLI_INVENTORY)")
     exe = shutil.which("dccli") or str(Path(sys.executable).with_name("dccli"))
-    argv = [str(Path(exe).resolve()) if os.path.exists(exe) else exe, "backup", "run", "--scheduled",
-            "-i", str(inv_path.resolve())]
+    argv = [
+        str(Path(exe).resolve()) if os.path.exists(exe) else exe,
+        "backup",
+        "run",
+        "--scheduled",
+        "-i",
+        str(inv_path.resolve()),
+    ]
     if profile:
         argv += ["--profile", profile]
     if ping:
@@ -337,8 +390,12 @@ def schedule_cmd(
     log_path = (log or home / "backup" / "backup.log").resolve()
     log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     bin_dir = str(Path(argv[0]).parent)
-    env_vars = (("PATH", f"{bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
-                ("DCCLI_HOME", str(home)), ("DCCLI_INVENTORY", str(inv_path.resolve())), ("NO_COLOR", "1"))
+    env_vars = (
+        ("PATH", f"{bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        ("DCCLI_HOME", str(home)),
+        ("DCCLI_INVENTORY", str(inv_path.resolve())),
+        ("NO_COLOR", "1"),
+    )
     job = schedule.CronJob(schedule.validate_cron(cron), tuple(argv), env_vars, str(log_path), name)
     if user:
         schedule.install_user(job)

@@ -8,8 +8,10 @@ import typer
 
 from dccli.cli.common import ForksOpt, InventoryOpt, JsonOpt, LimitOpt, TimeoutOpt, handle_errors
 
-health_app = typer.Typer(help="Health checks: GPUs (Xid, ECC, remap, thermals...) and hosts, in one session per host.",
-                         invoke_without_command=True)
+health_app = typer.Typer(
+    help="Health checks: GPUs (Xid, ECC, remap, thermals...) and hosts, in one session per host.",
+    invoke_without_command=True,
+)
 
 FORMATS = ("table", "json", "prometheus", "nagios")
 
@@ -28,10 +30,15 @@ def health(
     timeout: float | None = TimeoutOpt,
     json_out: bool = JsonOpt,
     fmt: str = typer.Option("table", "--format", help="table | json | prometheus | nagios."),
-    textfile_dir: Path | None = typer.Option(None, "--textfile-dir",
-                                             help="prometheus: write dccli_health_<cluster>.prom here atomically "
-                                                  "(node_exporter's textfile collector)."),
-    since: str | None = typer.Option(None, "--since", help="Also show what changed since then: 30m, 24h, 7d."),
+    textfile_dir: Path | None = typer.Option(
+        None,
+        "--textfile-dir",
+        help="prometheus: write dccli_health_<cluster>.prom here atomically "
+        "(node_exporter's textfile collector).",
+    ),
+    since: str | None = typer.Option(
+        None, "--since", help="Also show what changed since then: 30m, 24h, 7d."
+    ),
     all_checks: bool = typer.Option(False, "--all", help="table: list passing checks too."),
 ) -> None:
     """Run every health check on the selected hosts and store the results."""
@@ -70,7 +77,9 @@ def health(
     with make_pool(inv, timeout) as pool:
         report = run_health(inv, hosts, pool, forks=forks, cursors=cursors)
     with closing(db.connect()) as conn:
-        run_id = history.store(conn, inv.cluster, started, list(report.hosts), list(report.results), report.worst())
+        run_id = history.store(
+            conn, inv.cluster, started, list(report.hosts), list(report.results), report.worst()
+        )
         changes = history.changes(conn, inv.cluster, run_id, window) if window is not None else None
     remember(inv, "health", "health", started, report.group)
 
@@ -105,7 +114,9 @@ def health(
                 console.print(table)
                 console.print()
         counts = {v: sum(1 for h in report.hosts if h.worst == v) for v in NAGIOS_CODE}
-        env.err(f"health: {len(report.hosts)} hosts: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n))
+        env.err(
+            f"health: {len(report.hosts)} hosts: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+        )
     fate = report.group.exit_code() if report.group is not None else ExitCode.OK
     if fate not in (ExitCode.OK, ExitCode.FAILED):
         for line in summary(report.group):
@@ -124,15 +135,24 @@ def _print_changes(env, changes, since: str) -> None:
     for col in ("host", "check", "was", "now", "value"):
         table.add_column(col, overflow="fold")
     for c in changes:
-        table.add_row(c.host, c.check + (f"[{c.subject}]" if c.subject else ""), c.was or "-", c.now or "(gone)", c.value)
+        table.add_row(
+            c.host,
+            c.check + (f"[{c.subject}]" if c.subject else ""),
+            c.was or "-",
+            c.now or "(gone)",
+            c.value,
+        )
     env.stdout_console().print(table)
 
 
 @health_app.command("analyze")
 @handle_errors
 def analyze(
-    files: list[Path] = typer.Argument(..., help="Captured outputs: nvidia-smi -q -x / -q / --query-gpu CSV, "
-                                                 "dmesg / journalctl -k / kmsg, ibstat / ibstatus, nvlink -s."),
+    files: list[Path] = typer.Argument(
+        ...,
+        help="Captured outputs: nvidia-smi -q -x / -q / --query-gpu CSV, "
+        "dmesg / journalctl -k / kmsg, ibstat / ibstatus, nvlink -s.",
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Check captured outputs offline: facts and findings per file."""
@@ -155,8 +175,10 @@ def analyze(
         for a in done:
             f = a.facts
             if "gpu_count" in f:
-                head = (f"{f['gpu_count']} GPUs ({', '.join(f['models']) or 'model not shown'}), "
-                        f"driver {f['driver_version'] or '-'}, CUDA {f['cuda_version'] or '-'}")
+                head = (
+                    f"{f['gpu_count']} GPUs ({', '.join(f['models']) or 'model not shown'}), "
+                    f"driver {f['driver_version'] or '-'}, CUDA {f['cuda_version'] or '-'}"
+                )
             elif "xid_codes" in f:
                 head = f"{f['lines']} lines, {f['xid_events']} Xid events, codes {f['xid_codes'] or 'none'}"
             elif "states" in f:
@@ -167,6 +189,8 @@ def analyze(
             env.out(f"{a.path}: {a.kind}: {head}: {v}")
             for r in a.results:
                 if r.verdict != OK:
-                    env.out(f"  {r.verdict:<4} {r.check}: {r.value} (threshold: {r.threshold}; action: {r.action})")
+                    env.out(
+                        f"  {r.verdict:<4} {r.check}: {r.value} (threshold: {r.threshold}; action: {r.action})"
+                    )
     bad = any(r.verdict != OK for a in done for r in a.results)
     raise typer.Exit(1 if bad else 0)

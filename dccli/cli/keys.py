@@ -8,8 +8,9 @@ import typer
 
 from dccli.cli.common import ForksOpt, InventoryOpt, JsonOpt, LimitOpt, TimeoutOpt, handle_errors
 
-keys_app = typer.Typer(help="SSH keys: status, rotation without lockouts, user CA, host keys.",
-                       no_args_is_help=True)
+keys_app = typer.Typer(
+    help="SSH keys: status, rotation without lockouts, user CA, host keys.", no_args_is_help=True
+)
 ca_app = typer.Typer(help="dccli's user certificate authority.", no_args_is_help=True)
 keys_app.add_typer(ca_app, name="ca")
 
@@ -20,8 +21,12 @@ def register(app: typer.Typer) -> None:
 
 def _ssh_hosts(inv, limit):
     from dccli.cli.targets import select_hosts
+    from dccli.errors import UsageError
 
-    return [h for h in select_hosts(inv, limit) if h.connection != "local"]
+    hosts = [h for h in select_hosts(inv, limit) if h.connection != "local"]
+    if not hosts:
+        raise UsageError("no SSH host selected (a local connection has no authorized_keys to manage)")
+    return hosts
 
 
 @keys_app.command("rotate")
@@ -32,12 +37,18 @@ def rotate_cmd(
     forks: int = ForksOpt,
     timeout: float | None = TimeoutOpt,
     key_type: str = typer.Option("ed25519", "--type", help="Key type of a new pair: ed25519, ecdsa, rsa."),
-    new_key: bool = typer.Option(False, "--new-key", help="Generate a new pair even if an earlier rotation "
-                                 "to the current one is unfinished."),
-    ca: bool = typer.Option(False, "--ca", help="CA mode: hosts trust dccli's user CA; log in with a certificate."),
+    new_key: bool = typer.Option(
+        False,
+        "--new-key",
+        help="Generate a new pair even if an earlier rotation to the current one is unfinished.",
+    ),
+    ca: bool = typer.Option(
+        False, "--ca", help="CA mode: hosts trust dccli's user CA; log in with a certificate."
+    ),
     validity: str = typer.Option("+12h", "--validity", help="CA mode: certificate validity (ssh-keygen -V)."),
-    principals: str | None = typer.Option(None, "--principals", help="CA mode: comma-separated principals "
-                                          "(default: the inventory's users)."),
+    principals: str | None = typer.Option(
+        None, "--principals", help="CA mode: comma-separated principals (default: the inventory's users)."
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """New key pair, then per host: add it, log in afresh with it, only then remove the old key."""
@@ -46,12 +57,16 @@ def rotate_cmd(
     from dccli import paths
     from dccli.cli.common import load_inventory
     from dccli.cli.targets import make_pool, remember
+    from dccli.errors import UsageError
+    from dccli.keys.store import KEY_TYPES
     from dccli.output import jsonout
     from dccli.output.console import Env
     from dccli.output.hostlines import summary
     from dccli.output.keys import rotation_lines
 
     env = Env.from_process()
+    if key_type not in KEY_TYPES:
+        raise UsageError(f"--type {key_type}: expected one of {', '.join(KEY_TYPES)}")
     inv = load_inventory(inventory)
     hosts = _ssh_hosts(inv, limit)
     started = time.time()
@@ -60,8 +75,16 @@ def rotate_cmd(
         if ca:
             from dccli.keys.ca import rotate_ca
 
-            report, group = rotate_ca(inv, hosts, pool, home=home, kind=key_type, validity=validity,
-                                      principals=principals, forks=forks)
+            report, group = rotate_ca(
+                inv,
+                hosts,
+                pool,
+                home=home,
+                kind=key_type,
+                validity=validity,
+                principals=principals,
+                forks=forks,
+            )
         else:
             from dccli.keys.rotate import rotate
 
@@ -152,16 +175,45 @@ def host_rotate_cmd(
         try:
             result = host_rotate(target, pool, inv)
         except DccliError as exc:
-            record(home, inv.cluster, [AuditRow(host, eid, "host-rotate", classify(exc), error=str(exc),
-                                                duration_s=time.monotonic() - t0)])
+            record(
+                home,
+                inv.cluster,
+                [
+                    AuditRow(
+                        host,
+                        eid,
+                        "host-rotate",
+                        classify(exc),
+                        error=str(exc),
+                        duration_s=time.monotonic() - t0,
+                    )
+                ],
+            )
             raise
-    record(home, inv.cluster, [AuditRow(host, eid, "host-rotate", "ok", result["old"]["fingerprint"],
-                                        ",".join(result["recorded"].values()), "done", None, result["duration_s"])])
+    record(
+        home,
+        inv.cluster,
+        [
+            AuditRow(
+                host,
+                eid,
+                "host-rotate",
+                "ok",
+                result["old"]["fingerprint"],
+                ",".join(result["recorded"].values()),
+                "done",
+                None,
+                result["duration_s"],
+            )
+        ],
+    )
     if json_out:
         env.out(jsonout.document(host_rotation=result))
     else:
-        env.out(f"{host}: host key {result['old']['fingerprint']} -> {result['new']['fingerprint']} "
-                f"({result['new']['type']})")
+        env.out(
+            f"{host}: host key {result['old']['fingerprint']} -> {result['new']['fingerprint']} "
+            f"({result['new']['type']})"
+        )
         for path in result["known_hosts_updated"]:
             env.out(f"  recorded in {path}")
 
@@ -191,9 +243,11 @@ def log_cmd(
         env.out(jsonout.document(rotations=rows))
         return
     for r in rows:
-        env.out(f"{when(r['at'])}  {r['host']:<12} {r['kind']:<11} {r['outcome']:<11} "
-                f"{short(r['old_fingerprint'])} -> {short(r['new_fingerprint'])}"
-                + (f"  [{r['step']}] {r['error']}" if r["error"] else ""))
+        env.out(
+            f"{when(r['at'])}  {r['host']:<12} {r['kind']:<11} {r['outcome']:<11} "
+            f"{short(r['old_fingerprint'])} -> {short(r['new_fingerprint'])}"
+            + (f"  [{r['step']}] {r['error']}" if r["error"] else "")
+        )
 
 
 @ca_app.command("init")
@@ -229,7 +283,9 @@ def ca_renew_cmd(
     if pair is None:
         raise UsageError("no dccli key yet: run `dccli keys rotate --ca` first")
     previous = [c for c in ca.certs() if c["key_id"] == pair.name]
-    names = [p.strip() for p in (principals or (previous[-1]["principals"] if previous else "root")).split(",")]
+    names = [
+        p.strip() for p in (principals or (previous[-1]["principals"] if previous else "root")).split(",")
+    ]
     serial = ca.sign(pair.pub_path, names, validity, key_id=pair.name)
     Env.from_process().out(f"certificate serial {serial} for {pair.name} ({','.join(names)}, {validity})")
 
@@ -259,8 +315,10 @@ def ca_revoke_cmd(
     pair = KeyStore(home).current()
     if pair is not None and pair.cert_path.is_file() and cert_serial(pair.cert_path) in serial:
         # the lockout rule: never revoke what dccli itself logs in with
-        raise UsageError(f"serial {cert_serial(pair.cert_path)} is dccli's own current certificate: "
-                         "run `dccli keys ca renew` first")
+        raise UsageError(
+            f"serial {cert_serial(pair.cert_path)} is dccli's own current certificate: "
+            "run `dccli keys ca renew` first"
+        )
     krl = ca.revoke(serial)
     inv = load_inventory(inventory)
     hosts = _ssh_hosts(inv, limit)

@@ -24,8 +24,12 @@ def provision(
     diff: bool = typer.Option(False, "-D", "--diff", help="Show unified diffs of changed files."),
     tags: list[str] = typer.Option([], "-t", "--tags", help="Run only tasks with these tags (comma list)."),
     skip_tags: list[str] = typer.Option([], "--skip-tags", help="Skip tasks with these tags."),
-    extra_vars: list[str] = typer.Option([], "-e", "--extra-vars", help="KEY=VALUE, a JSON/YAML mapping, or @FILE."),
-    json_out: bool = typer.Option(False, "--json", help="JSON lines on stdout: one per task result, then the recap."),
+    extra_vars: list[str] = typer.Option(
+        [], "-e", "--extra-vars", help="KEY=VALUE, a JSON/YAML mapping, or @FILE."
+    ),
+    json_out: bool = typer.Option(
+        False, "--json", help="JSON lines on stdout: one per task result, then the recap."
+    ),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Show module messages for ok/changed tasks."),
 ) -> None:
     """Run playbooks (a documented subset of Ansible's dialect, docs/provision.md) on the selected hosts."""
@@ -52,8 +56,14 @@ def provision(
     started = time.time()
     t0 = time.monotonic()
     with make_pool(inv, timeout) as pool:
-        result = run_playbooks(plan, inv, pool, options, forks=forks,
-                               emit=Progress(env, diff=diff, json_lines=json_out, verbose=verbose))
+        result = run_playbooks(
+            plan,
+            inv,
+            pool,
+            options,
+            forks=forks,
+            emit=Progress(env, diff=diff, json_lines=json_out, verbose=verbose),
+        )
     group = result.group(time.monotonic() - t0)
     code = int(group.exit_code())
     if json_out:

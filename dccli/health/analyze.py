@@ -19,7 +19,15 @@ from dccli.health.checks_host import host_checks
 from dccli.health.model import CheckResult, HostFacts, NvLink, SmiReport
 from dccli.health.thresholds import Limits, defaults
 
-KINDS = ("nvidia-smi-xml", "nvidia-smi-q", "nvidia-smi-csv", "capture-bundle", "kernel-log", "ibstat", "nvlink-status")
+KINDS = (
+    "nvidia-smi-xml",
+    "nvidia-smi-q",
+    "nvidia-smi-csv",
+    "capture-bundle",
+    "kernel-log",
+    "ibstat",
+    "nvlink-status",
+)
 
 
 class AnalyzeError(ValueError):
@@ -34,7 +42,12 @@ class Analysis:
     results: tuple[CheckResult, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.path, "kind": self.kind, "facts": self.facts, "results": [r.to_dict() for r in self.results]}
+        return {
+            "file": self.path,
+            "kind": self.kind,
+            "facts": self.facts,
+            "results": [r.to_dict() for r in self.results],
+        }
 
 
 _SECTION = re.compile(r"^# (?P<title>[^\n]*::[^\n]*)\n# \$ (?P<cmd>[^\n]*)\n#{20,}\n", re.M)
@@ -46,7 +59,7 @@ def bundle_sections(text: str) -> list[tuple[str, str, str]]:
     out = []
     for i, m in enumerate(marks):
         end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
-        body = text[m.end():end]
+        body = text[m.end() : end]
         body = re.sub(r"\n#{20,}\n?$", "\n", body.rstrip("\n") + "\n")
         out.append((m.group("title").strip(), m.group("cmd").strip(), body))
     return out
@@ -60,37 +73,55 @@ def detect(text: str) -> str:
         return "capture-bundle"
     if "NVSMI LOG" in text[:400]:
         return "nvidia-smi-q"
-    if re.search(r"^CA '[^']+'$", text, re.M) or re.search(r"^Infiniband device '[^']+' port \d+ status:", text, re.M):
+    if re.search(r"^CA '[^']+'$", text, re.M) or re.search(
+        r"^Infiniband device '[^']+' port \d+ status:", text, re.M
+    ):
         return "ibstat"
     if re.search(r"^GPU \d+: .*\(UUID: ", text[:1000], re.M) and ("Link 0:" in text or "NVLink" in text):
         return "nvlink-status"
     if parse_logs.looks_like_kernel_log(text):
         return "kernel-log"
     first = head.splitlines()[0] if head else ""
-    if "," in first and re.search(r"\b(name|index|uuid|pci\.bus_id|driver_version|temperature\.gpu)\b", first):
+    if "," in first and re.search(
+        r"\b(name|index|uuid|pci\.bus_id|driver_version|temperature\.gpu)\b", first
+    ):
         return "nvidia-smi-csv"
-    raise AnalyzeError("not a capture dccli reads (nvidia-smi -q/-q -x/--query-gpu CSV, dmesg/journalctl/kmsg, "
-                       "ibstat, nvlink -s)")
+    raise AnalyzeError(
+        "not a capture dccli reads (nvidia-smi -q/-q -x/--query-gpu CSV, dmesg/journalctl/kmsg, "
+        "ibstat, nvlink -s)"
+    )
 
 
 def _smi_facts(rep: SmiReport) -> dict[str, Any]:
-    return {"gpu_count": len(rep.gpus), "attached_gpus": rep.attached_gpus, "models": sorted({g.name for g in rep.gpus if g.name}),
-            "driver_version": rep.driver_version, "cuda_version": rep.cuda_version, "form": rep.form}
+    return {
+        "gpu_count": len(rep.gpus),
+        "attached_gpus": rep.attached_gpus,
+        "models": sorted({g.name for g in rep.gpus if g.name}),
+        "driver_version": rep.driver_version,
+        "cuda_version": rep.cuda_version,
+        "form": rep.form,
+    }
 
 
 def _smi_results(name: str, rep: SmiReport, lim: Limits) -> list[CheckResult]:
     facts = HostFacts(host=name, smi=rep)
     expected = rep.attached_gpus if rep.attached_gpus is not None else len(rep.gpus)
-    return [r for r in gpu_checks(facts, expected, None, lim, None, expected_from="the capture's Attached GPUs")
-            if r.check not in ("gpu.xid", "gpu.processes")]
+    return [
+        r
+        for r in gpu_checks(facts, expected, None, lim, None, expected_from="the capture's Attached GPUs")
+        if r.check not in ("gpu.xid", "gpu.processes")
+    ]
 
 
 def analyze_text(name: str, text: str, lim: Limits | None = None) -> Analysis:
     lim = lim or defaults()
     kind = detect(text)
     if kind in ("nvidia-smi-xml", "nvidia-smi-q", "nvidia-smi-csv"):
-        rep = {"nvidia-smi-xml": parse_smi.parse_xml, "nvidia-smi-q": parse_smi.parse_text,
-               "nvidia-smi-csv": parse_smi.parse_csv}[kind](text)
+        rep = {
+            "nvidia-smi-xml": parse_smi.parse_xml,
+            "nvidia-smi-q": parse_smi.parse_text,
+            "nvidia-smi-csv": parse_smi.parse_csv,
+        }[kind](text)
         return Analysis(name, kind, _smi_facts(rep), tuple(_smi_results(name, rep, lim)))
     if kind == "capture-bundle":
         sections = bundle_sections(text)
@@ -107,20 +138,41 @@ def analyze_text(name: str, text: str, lim: Limits | None = None) -> Analysis:
         return Analysis(name, kind, facts, tuple(_smi_results(name, rep, lim)))
     if kind == "kernel-log":
         xids = tuple(parse_logs.parse_xids(text))
-        facts = {"lines": len(text.splitlines()), "xid_codes": sorted({e.xid for e in xids}),
-                 "xid_events": len(xids), "gpus_with_xid": sorted({e.pci for e in xids})}
+        facts = {
+            "lines": len(text.splitlines()),
+            "xid_codes": sorted({e.xid for e in xids}),
+            "xid_events": len(xids),
+            "gpus_with_xid": sorted({e.pci for e in xids}),
+        }
         return Analysis(name, kind, facts, tuple(xid_check(HostFacts(host=name, xids=xids), None)))
     if kind == "ibstat":
         ports = tuple(parse_logs.parse_ibstat(text))
-        facts = {"ports": [{"device": p.device, "port": p.port, "state": p.state, "rate_gbps": p.rate_gbps,
-                            "link_layer": p.link_layer} for p in ports],
-                 "states": {s: sum(1 for p in ports if p.state == s) for s in sorted({p.state for p in ports})}}
+        facts = {
+            "ports": [
+                {
+                    "device": p.device,
+                    "port": p.port,
+                    "state": p.state,
+                    "rate_gbps": p.rate_gbps,
+                    "link_layer": p.link_layer,
+                }
+                for p in ports
+            ],
+            "states": {s: sum(1 for p in ports if p.state == s) for s in sorted({p.state for p in ports})},
+        }
         return Analysis(name, kind, facts, tuple(host_checks(HostFacts(host=name, ib_ports=ports), lim)))
     links = tuple(NvLink(g, ln, up, sp) for g, ln, up, sp in parse_smi.parse_nvlink_status(text))
-    facts = {"links": len(links), "down": sum(1 for x in links if not x.up), "gpus": sorted({x.gpu for x in links})}
+    facts = {
+        "links": len(links),
+        "down": sum(1 for x in links if not x.up),
+        "gpus": sorted({x.gpu for x in links}),
+    }
     smi = SmiReport("text", None, None, None, ())
-    res = [r for r in gpu_checks(HostFacts(host=name, smi=smi, nvlinks=links), 0, None, lim, None)
-           if r.check == "gpu.nvlink"]
+    res = [
+        r
+        for r in gpu_checks(HostFacts(host=name, smi=smi, nvlinks=links), 0, None, lim, None)
+        if r.check == "gpu.nvlink"
+    ]
     if not links:
         raise AnalyzeError("nvlink status without any GPU link line")
     return Analysis(name, kind, facts, tuple(res))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -14,7 +15,9 @@ _STYLE = {"OK": "green", "WARN": "yellow", "CRIT": "bold red", "UNKNOWN": "magen
 VERDICT_VALUE = {"OK": 0, "WARN": 1, "CRIT": 2, "UNKNOWN": 3}  # Nagios numbering, also the metric value
 
 
-def tables(results: Sequence[CheckResult], racks: Sequence[tuple[str, Sequence[str]]], *, all_checks: bool = False):
+def tables(
+    results: Sequence[CheckResult], racks: Sequence[tuple[str, Sequence[str]]], *, all_checks: bool = False
+):
     """One rich Table per rack: each host's verdict, then one row per failing check (value, threshold, action)."""
     from rich.table import Table
     from rich.text import Text
@@ -41,15 +44,24 @@ def tables(results: Sequence[CheckResult], racks: Sequence[tuple[str, Sequence[s
                 continue
             for i, r in enumerate(shown):
                 check = r.check + (f"[{r.subject}]" if r.subject else "")
-                table.add_row(host if i == 0 else "", Text(v, style=_STYLE[v]) if i == 0 else "",
-                              Text(check, style=_STYLE[r.verdict]), r.value, r.threshold, r.action)
+                table.add_row(
+                    host if i == 0 else "",
+                    Text(v, style=_STYLE[v]) if i == 0 else "",
+                    Text(check, style=_STYLE[r.verdict]),
+                    r.value,
+                    r.threshold,
+                    r.action,
+                )
         out.append(table)
     return out
 
 
 def json_payload(results: Sequence[CheckResult], hosts) -> dict:
-    return {"hosts": [{"host": h.host, "status": h.status, "verdict": h.worst} for h in hosts],
-            "results": [r.to_dict() for r in results], "worst": worst(h.worst for h in hosts)}
+    return {
+        "hosts": [{"host": h.host, "status": h.status, "verdict": h.worst} for h in hosts],
+        "results": [r.to_dict() for r in results],
+        "worst": worst(h.worst for h in hosts),
+    }
 
 
 # ---- Prometheus textfile ---------------------------------------------------------------------------------
@@ -66,16 +78,24 @@ def prometheus(results: Sequence[CheckResult], hosts, cluster: str, now: float) 
         "# TYPE dccli_health_check gauge",
     ]
     for r in results:
-        lines.append(f'dccli_health_check{{cluster="{_label(cluster)}",host="{_label(r.host)}",'
-                     f'check="{_label(r.check)}",subject="{_label(r.subject)}"}} {VERDICT_VALUE[r.verdict]}')
-    lines += ["# HELP dccli_health_host Worst verdict per host: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN.",
-              "# TYPE dccli_health_host gauge"]
+        lines.append(
+            f'dccli_health_check{{cluster="{_label(cluster)}",host="{_label(r.host)}",'
+            f'check="{_label(r.check)}",subject="{_label(r.subject)}"}} {VERDICT_VALUE[r.verdict]}'
+        )
+    lines += [
+        "# HELP dccli_health_host Worst verdict per host: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN.",
+        "# TYPE dccli_health_host gauge",
+    ]
     for h in hosts:
-        lines.append(f'dccli_health_host{{cluster="{_label(cluster)}",host="{_label(h.host)}"}} '
-                     f'{VERDICT_VALUE[h.worst]}')
-    lines += ["# HELP dccli_health_last_run_timestamp_seconds When dccli health last ran.",
-              "# TYPE dccli_health_last_run_timestamp_seconds gauge",
-              f'dccli_health_last_run_timestamp_seconds{{cluster="{_label(cluster)}"}} {now:.3f}']
+        lines.append(
+            f'dccli_health_host{{cluster="{_label(cluster)}",host="{_label(h.host)}"}} '
+            f"{VERDICT_VALUE[h.worst]}"
+        )
+    lines += [
+        "# HELP dccli_health_last_run_timestamp_seconds When dccli health last ran.",
+        "# TYPE dccli_health_last_run_timestamp_seconds gauge",
+        f'dccli_health_last_run_timestamp_seconds{{cluster="{_label(cluster)}"}} {now:.3f}',
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -100,10 +120,8 @@ def write_textfile(directory: Path, name: str, text: str) -> Path:
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     return target
 
@@ -125,7 +143,9 @@ def nagios(results: Iterable[CheckResult], hosts) -> tuple[str, int]:
         first = sorted(bad, key=lambda r: -VERDICT_VALUE[r.verdict] if r.verdict != UNKNOWN else -1.5)[:3]
         detail = "; ".join(f"{r.host} {r.check} {r.verdict}: {r.value}" for r in first)
         more = f" (+{len(bad) - len(first)} more)" if len(bad) > len(first) else ""
-        text = (f"DCCLI HEALTH {label} - {counts['CRIT']} CRIT, {counts['WARN']} WARN, {counts['UNKNOWN']} UNKNOWN "
-                f"of {len(hosts)} hosts: {detail}{more}")
+        text = (
+            f"DCCLI HEALTH {label} - {counts['CRIT']} CRIT, {counts['WARN']} WARN, {counts['UNKNOWN']} UNKNOWN "
+            f"of {len(hosts)} hosts: {detail}{more}"
+        )
     perf = " ".join(f"{k.lower()}={n}" for k, n in counts.items())
     return f"{text.replace('|', '/')} | {perf} hosts={len(hosts)}", NAGIOS_CODE[v]

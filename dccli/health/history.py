@@ -31,21 +31,33 @@ class HostRecord:
     boot_id: str | None = None
 
 
-def store(conn: sqlite3.Connection, cluster: str, started_at: float, hosts: list[HostRecord],
-          results: list[CheckResult], worst: str) -> int:
+def store(
+    conn: sqlite3.Connection,
+    cluster: str,
+    started_at: float,
+    hosts: list[HostRecord],
+    results: list[CheckResult],
+    worst: str,
+) -> int:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        cur = conn.execute("INSERT INTO health_runs(cluster, started_at, finished_at, worst) VALUES (?,?,?,?)",
-                           (cluster, started_at, time.time(), worst))
+        cur = conn.execute(
+            "INSERT INTO health_runs(cluster, started_at, finished_at, worst) VALUES (?,?,?,?)",
+            (cluster, started_at, time.time(), worst),
+        )
         run_id = int(cur.lastrowid or 0)
         conn.executemany(
             "INSERT INTO health_hosts(run_id, host, status, worst, host_time, boot_id) VALUES (?,?,?,?,?,?)",
-            [(run_id, h.host, h.status, h.worst, h.host_time, h.boot_id) for h in hosts])
+            [(run_id, h.host, h.status, h.worst, h.host_time, h.boot_id) for h in hosts],
+        )
         conn.executemany(
             "INSERT INTO health_results(run_id, host, check_name, subject, verdict, value, threshold, action, source)"
             " VALUES (?,?,?,?,?,?,?,?,?)",
-            [(run_id, r.host, r.check, r.subject, r.verdict, r.value, r.threshold, r.action, r.source)
-             for r in results])
+            [
+                (run_id, r.host, r.check, r.subject, r.verdict, r.value, r.threshold, r.action, r.source)
+                for r in results
+            ],
+        )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -59,14 +71,26 @@ def xid_cursors(conn: sqlite3.Connection, cluster: str) -> dict[str, tuple[float
         "SELECT hh.host, hh.host_time, hh.boot_id FROM health_hosts hh JOIN health_runs r ON r.id = hh.run_id "
         "WHERE r.cluster = ? AND hh.host_time IS NOT NULL AND hh.run_id = ("
         " SELECT MAX(h2.run_id) FROM health_hosts h2 JOIN health_runs r2 ON r2.id = h2.run_id"
-        " WHERE r2.cluster = r.cluster AND h2.host = hh.host AND h2.host_time IS NOT NULL)", (cluster,))
+        " WHERE r2.cluster = r.cluster AND h2.host = hh.host AND h2.host_time IS NOT NULL)",
+        (cluster,),
+    )
     return {r["host"]: (r["host_time"], r["boot_id"]) for r in rows}
 
 
 def _results(conn: sqlite3.Connection, run_id: int, host: str) -> list[CheckResult]:
-    return [CheckResult(r["host"], r["check_name"], r["verdict"], r["value"], r["threshold"], r["action"],
-                        r["source"], r["subject"])
-            for r in conn.execute("SELECT * FROM health_results WHERE run_id = ? AND host = ?", (run_id, host))]
+    return [
+        CheckResult(
+            r["host"],
+            r["check_name"],
+            r["verdict"],
+            r["value"],
+            r["threshold"],
+            r["action"],
+            r["source"],
+            r["subject"],
+        )
+        for r in conn.execute("SELECT * FROM health_results WHERE run_id = ? AND host = ?", (run_id, host))
+    ]
 
 
 def latest(conn: sqlite3.Connection, cluster: str) -> dict[str, dict[str, Any]]:
@@ -74,9 +98,18 @@ def latest(conn: sqlite3.Connection, cluster: str) -> dict[str, dict[str, Any]]:
     rows = conn.execute(
         "SELECT hh.*, r.started_at FROM health_hosts hh JOIN health_runs r ON r.id = hh.run_id WHERE r.cluster = ?"
         " AND hh.run_id = (SELECT MAX(h2.run_id) FROM health_hosts h2 JOIN health_runs r2 ON r2.id = h2.run_id"
-        " WHERE r2.cluster = r.cluster AND h2.host = hh.host)", (cluster,))
-    return {r["host"]: {"worst": r["worst"], "status": r["status"], "checked_at": r["started_at"],
-                        "run_id": r["run_id"]} for r in rows}
+        " WHERE r2.cluster = r.cluster AND h2.host = hh.host)",
+        (cluster,),
+    )
+    return {
+        r["host"]: {
+            "worst": r["worst"],
+            "status": r["status"],
+            "checked_at": r["started_at"],
+            "run_id": r["run_id"],
+        }
+        for r in rows
+    }
 
 
 @dataclass(frozen=True)
@@ -93,8 +126,9 @@ class Change:
         return asdict(self)
 
 
-def changes(conn: sqlite3.Connection, cluster: str, run_id: int, window_s: float,
-            now: float | None = None) -> list[Change]:
+def changes(
+    conn: sqlite3.Connection, cluster: str, run_id: int, window_s: float, now: float | None = None
+) -> list[Change]:
     """Per host: results of run `run_id` against the host's last run at or before now - window
     (else its oldest run inside the window). Only differences are returned."""
     now = time.time() if now is None else now
@@ -105,12 +139,14 @@ def changes(conn: sqlite3.Connection, cluster: str, run_id: int, window_s: float
         base = conn.execute(
             "SELECT r.id, r.started_at FROM health_runs r JOIN health_hosts hh ON hh.run_id = r.id WHERE r.cluster = ?"
             " AND hh.host = ? AND r.id < ? AND r.started_at <= ? ORDER BY r.id DESC LIMIT 1",
-            (cluster, host, run_id, cutoff)).fetchone()
+            (cluster, host, run_id, cutoff),
+        ).fetchone()
         if base is None:
             base = conn.execute(
                 "SELECT r.id, r.started_at FROM health_runs r JOIN health_hosts hh ON hh.run_id = r.id"
                 " WHERE r.cluster = ? AND hh.host = ? AND r.id < ? ORDER BY r.id ASC LIMIT 1",
-                (cluster, host, run_id)).fetchone()
+                (cluster, host, run_id),
+            ).fetchone()
         before = {(r.check, r.subject): r for r in _results(conn, base["id"], host)} if base else {}
         after = {(r.check, r.subject): r for r in _results(conn, run_id, host)}
         since = base["started_at"] if base else None

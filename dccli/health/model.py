@@ -73,12 +73,16 @@ class Gpu:
     remap_uncorrectable: int | None = None
     remap_pending: bool | None = None
     remap_failure: bool | None = None
-    throttle_active: tuple[str, ...] = ()  # active clock event reasons (hw_slowdown, sw_thermal_slowdown, ...)
+    throttle_active: tuple[
+        str, ...
+    ] = ()  # active clock event reasons (hw_slowdown, sw_thermal_slowdown, ...)
     pcie_gen_current: int | None = None
     pcie_gen_max: int | None = None
     pcie_width_current: int | None = None
     pcie_width_max: int | None = None
     processes: tuple[GpuProcess, ...] = ()
+    fabric_state: str | None = None  # NVSwitch fabric (NVLink) registration: Completed, In Progress, ...
+    fabric_status: str | None = None  # Success, or the failure
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,9 +99,15 @@ class SmiReport:
     gpus: tuple[Gpu, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"form": self.form, "driver_version": self.driver_version, "cuda_version": self.cuda_version,
-                "attached_gpus": self.attached_gpus, "gpu_count": len(self.gpus),
-                "models": sorted({g.name for g in self.gpus}), "gpus": [g.to_dict() for g in self.gpus]}
+        return {
+            "form": self.form,
+            "driver_version": self.driver_version,
+            "cuda_version": self.cuda_version,
+            "attached_gpus": self.attached_gpus,
+            "gpu_count": len(self.gpus),
+            "models": sorted({g.name for g in self.gpus}),
+            "gpus": [g.to_dict() for g in self.gpus],
+        }
 
 
 @dataclass(frozen=True)
@@ -167,6 +177,7 @@ class HostFacts:
     cpus: int | None = None
     clock_offset_s: float | None = None  # chrony/timedatectl's own estimate, None when unknown
     clock_skew_s: float | None = None  # host clock minus control node's midpoint, measured by dccli
+    ntp_synchronized: bool | None = None  # timedatectl's NTPSynchronized, where systemd runs
     services: dict[str, bool] = field(default_factory=dict)
     defunct: int | None = None
     reboot_required: bool | None = None

@@ -49,8 +49,15 @@ def parse_xids(text: str, boot_time: float | None = None) -> list[XidEvent]:
     for line in text.splitlines():
         m = _XID.search(line)
         if m:
-            out.append(XidEvent(int(m.group(2)), m.group(1).lower(), m.group(3).strip(),
-                                line_time(line, boot_time), line.rstrip()))
+            out.append(
+                XidEvent(
+                    int(m.group(2)),
+                    m.group(1).lower(),
+                    m.group(3).strip(),
+                    line_time(line, boot_time),
+                    line.rstrip(),
+                )
+            )
     return out
 
 
@@ -59,15 +66,28 @@ def looks_like_kernel_log(text: str) -> bool:
     lines = [ln for ln in text.splitlines()[:50] if ln.strip()]
     if not lines:
         return False
-    hits = sum(1 for ln in lines if _ISO.match(ln) or _KMSG.match(ln) or _MONO.match(ln)
-               or re.match(r"^\w+\s*:\w+\s*: ", ln) or re.match(r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d ", ln))
+    hits = sum(
+        1
+        for ln in lines
+        if _ISO.match(ln)
+        or _KMSG.match(ln)
+        or _MONO.match(ln)
+        or re.match(r"^\w+\s*:\w+\s*: ", ln)
+        or re.match(r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d ", ln)
+    )
     return hits >= max(1, len(lines) // 2)
 
 
 # ---- InfiniBand -----------------------------------------------------------------------------------------
 
-_STATE_WORDS = {"ACTIVE": "Active", "DOWN": "Down", "INIT": "Initializing", "INITIALIZE": "Initializing",
-                "INITIALIZING": "Initializing", "ARMED": "Armed"}
+_STATE_WORDS = {
+    "ACTIVE": "Active",
+    "DOWN": "Down",
+    "INIT": "Initializing",
+    "INITIALIZE": "Initializing",
+    "INITIALIZING": "Initializing",
+    "ARMED": "Armed",
+}
 
 
 def _norm_state(raw: str) -> str:
@@ -89,8 +109,16 @@ def parse_ibstat(text: str) -> list[IbPort]:
 
     def flush() -> None:
         if cur is not None and ca is not None and "state" in cur:
-            ports.append(IbPort(ca, int(cur["port"]), _norm_state(cur["state"]), _norm_state(cur.get("phys", "")),
-                                _rate(cur.get("rate", "")), cur.get("layer", "")))
+            ports.append(
+                IbPort(
+                    ca,
+                    int(cur["port"]),
+                    _norm_state(cur["state"]),
+                    _norm_state(cur.get("phys", "")),
+                    _rate(cur.get("rate", "")),
+                    cur.get("layer", ""),
+                )
+            )
 
     for raw in text.splitlines():
         line = raw.strip()
@@ -130,8 +158,16 @@ def ib_from_sysfs(entries: dict[str, dict[str, str]]) -> list[IbPort]:
     out = []
     for key, v in sorted(entries.items()):
         dev, _, port = key.partition("/")
-        out.append(IbPort(dev, int(port or 0), _norm_state(v.get("state", "")), _norm_state(v.get("phys_state", "")),
-                          _rate(v.get("rate", "")), v.get("link_layer", "")))
+        out.append(
+            IbPort(
+                dev,
+                int(port or 0),
+                _norm_state(v.get("state", "")),
+                _norm_state(v.get("phys_state", "")),
+                _rate(v.get("rate", "")),
+                v.get("link_layer", ""),
+            )
+        )
     return out
 
 
@@ -146,8 +182,17 @@ def parse_loadavg(text: str | None) -> float | None:
 
 
 def mounts_from_probe(disks: dict[str, dict]) -> list[Mount]:
-    return [Mount(path, d.get("fstype", ""), int(d.get("size") or 0), int(d.get("free") or 0),
-                  int(d.get("inodes") or 0), int(d.get("inodes_free") or 0)) for path, d in sorted(disks.items())]
+    return [
+        Mount(
+            path,
+            d.get("fstype", ""),
+            int(d.get("size") or 0),
+            int(d.get("free") or 0),
+            int(d.get("inodes") or 0),
+            int(d.get("inodes_free") or 0),
+        )
+        for path, d in sorted(disks.items())
+    ]
 
 
 def count_defunct(stats: list[str]) -> int:
@@ -155,7 +200,7 @@ def count_defunct(stats: list[str]) -> int:
     n = 0
     for line in stats:
         close = line.rfind(")")
-        if close > 0 and line[close + 2: close + 3] == "Z":
+        if close > 0 and line[close + 2 : close + 3] == "Z":
             n += 1
     return n
 

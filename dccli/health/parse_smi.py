@@ -132,7 +132,13 @@ def _gpu_xml(index: int, gpu: ET.Element) -> Gpu:
         pcie_width_current=integer(_t(link, "link_widths/current_link_width")),
         pcie_width_max=integer(_t(link, "link_widths/max_link_width")),
         processes=tuple(procs),
+        fabric_state=_known(_t(gpu, "fabric/state")),
+        fabric_status=_known(_t(gpu, "fabric/status")),
     )
+
+
+def _known(text: str | None) -> str | None:
+    return None if text is None or text.strip().lower() in _NA else text.strip()
 
 
 def parse_xml(text: str) -> SmiReport:
@@ -145,15 +151,20 @@ def parse_xml(text: str) -> SmiReport:
         raise SmiParseError(f"not nvidia-smi XML: root element <{root.tag}>")
     gpus = tuple(_gpu_xml(i, g) for i, g in enumerate(root.findall("gpu")))
     driver = _t(root, "driver_version")
-    return SmiReport("xml", None if (driver or "").upper() == "N/A" else driver, _t(root, "cuda_version"),
-                     integer(_t(root, "attached_gpus")), gpus)
+    return SmiReport(
+        "xml",
+        None if (driver or "").upper() == "N/A" else driver,
+        _t(root, "cuda_version"),
+        integer(_t(root, "attached_gpus")),
+        gpus,
+    )
 
 
 # ---- text (-q) ------------------------------------------------------------------------------------------
 
 
 class _Node:
-    __slots__ = ("key", "value", "children")
+    __slots__ = ("children", "key", "value")
 
     def __init__(self, key: str, value: str | None) -> None:
         self.key, self.value, self.children = key, value, []
@@ -228,9 +239,13 @@ def _gpu_text(index: int, g: _Node) -> Gpu:
     procs = []
     for p in g.get("Processes").children if g.get("Processes") else []:
         if p.key == "Process ID" and integer(p.value) is not None:
-            procs.append(GpuProcess(int(number(p.value) or 0), p.val("Name") or "", number(p.val("Used GPU Memory"))))
+            procs.append(
+                GpuProcess(int(number(p.value) or 0), p.val("Name") or "", number(p.val("Used GPU Memory")))
+            )
     link = g.get("PCI", "GPU Link Info")
-    pending = g.val("Retired Pages", "Pending Page Retirement") or g.val("Retired Pages", "Pending Page Blacklist")
+    pending = g.val("Retired Pages", "Pending Page Retirement") or g.val(
+        "Retired Pages", "Pending Page Blacklist"
+    )
     return Gpu(
         index=index,
         name=g.val("Product Name") or "",
@@ -259,6 +274,8 @@ def _gpu_text(index: int, g: _Node) -> Gpu:
         pcie_width_current=integer(link.val("Link Width", "Current")) if link else None,
         pcie_width_max=integer(link.val("Link Width", "Max")) if link else None,
         processes=tuple(procs),
+        fabric_state=_known(g.val("Fabric", "State")),
+        fabric_status=_known(g.val("Fabric", "Status")),
     )
 
 
@@ -279,17 +296,33 @@ def parse_text(text: str) -> SmiReport:
     gpus = [c for c in root.children if _GPU_HEADER.match(c.key)]
     driver = _version(root.val("KMD Version")) or _version(root.val("Driver Version"))
     cuda = _version(root.val("CUDA UMD Version")) or _version(root.val("CUDA Version"))
-    return SmiReport("text", driver, cuda,
-                     integer(root.val("Attached GPUs")), tuple(_gpu_text(i, g) for i, g in enumerate(gpus)))
+    return SmiReport(
+        "text",
+        driver,
+        cuda,
+        integer(root.val("Attached GPUs")),
+        tuple(_gpu_text(i, g) for i, g in enumerate(gpus)),
+    )
 
 
 # ---- CSV (--query-gpu) ----------------------------------------------------------------------------------
 
 # Fields the probe asks for; the simulator and real nvidia-smi both answer them.
 QUERY_FIELDS = (
-    "index", "name", "pci.bus_id", "uuid", "driver_version", "persistence_mode", "temperature.gpu",
-    "utilization.gpu", "memory.total", "memory.used", "pcie.link.gen.current", "pcie.link.gen.max",
-    "pcie.link.width.current", "pcie.link.width.max",
+    "index",
+    "name",
+    "pci.bus_id",
+    "uuid",
+    "driver_version",
+    "persistence_mode",
+    "temperature.gpu",
+    "utilization.gpu",
+    "memory.total",
+    "memory.used",
+    "pcie.link.gen.current",
+    "pcie.link.gen.max",
+    "pcie.link.width.current",
+    "pcie.link.width.max",
 )
 
 
@@ -310,35 +343,40 @@ def parse_csv(text: str) -> SmiReport:
     rows = parse_query_csv(text)
     gpus = []
     for i, r in enumerate(rows):
-        reasons = tuple(k.split(".", 1)[1] for k, v in r.items()
-                        if k.startswith(("clocks_event_reasons.", "clocks_throttle_reasons.")) and v == "Active")
-        gpus.append(Gpu(
-            index=integer(r.get("index")) if r.get("index") is not None else i,
-            name=r.get("name") or "",
-            bus_id=r.get("pci.bus_id") or "",
-            uuid=r.get("uuid") or "",
-            persistence_mode=r.get("persistence_mode"),
-            temperature_c=number(r.get("temperature.gpu")),
-            utilization_pct=number(r.get("utilization.gpu")),
-            memory_total_mib=number(r.get("memory.total")),
-            memory_used_mib=number(r.get("memory.used")),
-            ecc_volatile_sbe=integer(r.get("ecc.errors.corrected.volatile.total")),
-            ecc_volatile_dbe=integer(r.get("ecc.errors.uncorrected.volatile.total")),
-            ecc_aggregate_sbe=integer(r.get("ecc.errors.corrected.aggregate.total")),
-            ecc_aggregate_dbe=integer(r.get("ecc.errors.uncorrected.aggregate.total")),
-            retired_sbe=integer(_first(r, "retired_pages.single_bit_ecc.count", "retired_pages.sbe")),
-            retired_dbe=integer(_first(r, "retired_pages.double_bit.count", "retired_pages.dbe")),
-            retired_pending=yes_no(r.get("retired_pages.pending")),
-            remap_correctable=integer(r.get("remapped_rows.correctable")),
-            remap_uncorrectable=integer(r.get("remapped_rows.uncorrectable")),
-            remap_pending=yes_no(r.get("remapped_rows.pending")),
-            remap_failure=yes_no(r.get("remapped_rows.failure")),
-            throttle_active=reasons,
-            pcie_gen_current=integer(r.get("pcie.link.gen.current")),
-            pcie_gen_max=integer(r.get("pcie.link.gen.max")),
-            pcie_width_current=integer(r.get("pcie.link.width.current")),
-            pcie_width_max=integer(r.get("pcie.link.width.max")),
-        ))
+        reasons = tuple(
+            k.split(".", 1)[1]
+            for k, v in r.items()
+            if k.startswith(("clocks_event_reasons.", "clocks_throttle_reasons.")) and v == "Active"
+        )
+        gpus.append(
+            Gpu(
+                index=integer(r.get("index")) if r.get("index") is not None else i,
+                name=r.get("name") or "",
+                bus_id=r.get("pci.bus_id") or "",
+                uuid=r.get("uuid") or "",
+                persistence_mode=r.get("persistence_mode"),
+                temperature_c=number(r.get("temperature.gpu")),
+                utilization_pct=number(r.get("utilization.gpu")),
+                memory_total_mib=number(r.get("memory.total")),
+                memory_used_mib=number(r.get("memory.used")),
+                ecc_volatile_sbe=integer(r.get("ecc.errors.corrected.volatile.total")),
+                ecc_volatile_dbe=integer(r.get("ecc.errors.uncorrected.volatile.total")),
+                ecc_aggregate_sbe=integer(r.get("ecc.errors.corrected.aggregate.total")),
+                ecc_aggregate_dbe=integer(r.get("ecc.errors.uncorrected.aggregate.total")),
+                retired_sbe=integer(_first(r, "retired_pages.single_bit_ecc.count", "retired_pages.sbe")),
+                retired_dbe=integer(_first(r, "retired_pages.double_bit.count", "retired_pages.dbe")),
+                retired_pending=yes_no(r.get("retired_pages.pending")),
+                remap_correctable=integer(r.get("remapped_rows.correctable")),
+                remap_uncorrectable=integer(r.get("remapped_rows.uncorrectable")),
+                remap_pending=yes_no(r.get("remapped_rows.pending")),
+                remap_failure=yes_no(r.get("remapped_rows.failure")),
+                throttle_active=reasons,
+                pcie_gen_current=integer(r.get("pcie.link.gen.current")),
+                pcie_gen_max=integer(r.get("pcie.link.gen.max")),
+                pcie_width_current=integer(r.get("pcie.link.width.current")),
+                pcie_width_max=integer(r.get("pcie.link.width.max")),
+            )
+        )
     drivers = {r.get("driver_version") for r in rows if r.get("driver_version")}
     return SmiReport("csv", drivers.pop() if len(drivers) == 1 else None, None, len(rows), tuple(gpus))
 

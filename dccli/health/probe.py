@@ -22,7 +22,9 @@ class Raw:
     received: float  # control node time when the clock step's result arrived
 
 
-def collect(conn, services: list[str], *, gpu: bool = True, timeout: float = 120) -> Raw:
+def collect(
+    conn, services: list[str], *, gpu: bool = True, nvlink: bool = False, timeout: float = 120
+) -> Raw:
     """Run the probe on one host in one remote session."""
     from dccli.errors import DccliError
     from dccli.remote.session import Step, run_steps
@@ -33,9 +35,15 @@ def collect(conn, services: list[str], *, gpu: bool = True, timeout: float = 120
         stamps.setdefault(res.id, time.time())
 
     sent = time.time()
-    clock, health = run_steps(conn, [Step("clock", "health_clock"),
-                                     Step("health", "health", {"services": list(services), "gpu": gpu})],
-                              timeout=timeout, on_result=on_result)
+    clock, health = run_steps(
+        conn,
+        [
+            Step("clock", "health_clock"),
+            Step("health", "health", {"services": list(services), "gpu": gpu, "nvlink": nvlink}),
+        ],
+        timeout=timeout,
+        on_result=on_result,
+    )
     if not health.ok:
         raise DccliError(f"{conn.name}: health probe failed: {health.error}")
     host_time = clock.data.get("time") if clock.ok and isinstance(clock.data, dict) else None
@@ -70,7 +78,9 @@ def facts_from_raw(raw: Raw) -> HostFacts:
     nvl = d.get("nvlink")
     nvlinks = None
     if nvl is not None and nvl.get("rc") == 0:
-        nvlinks = tuple(NvLink(g, ln, up, sp) for g, ln, up, sp in parse_smi.parse_nvlink_status(nvl.get("stdout", "")))
+        nvlinks = tuple(
+            NvLink(g, ln, up, sp) for g, ln, up, sp in parse_smi.parse_nvlink_status(nvl.get("stdout", ""))
+        )
     from dccli.facts.parse import parse_meminfo
 
     meminfo = parse_meminfo(d.get("meminfo"))
@@ -82,11 +92,16 @@ def facts_from_raw(raw: Raw) -> HostFacts:
     offset = None
     if d.get("chrony") and d["chrony"].get("rc") == 0:
         offset = parse_logs.parse_chrony_tracking(d["chrony"]["stdout"])
+    synced = None
+    if d.get("timedatectl") and d["timedatectl"].get("rc") == 0:
+        synced = parse_logs.parse_timedatectl(d["timedatectl"]["stdout"])
     measured, uncertainty = skew(raw)
     effective = None
     if measured is not None:
         # Only what lies beyond the measurement's own uncertainty counts as skew.
-        effective = 0.0 if abs(measured) <= uncertainty else measured - uncertainty * (1 if measured > 0 else -1)
+        effective = (
+            0.0 if abs(measured) <= uncertainty else measured - uncertainty * (1 if measured > 0 else -1)
+        )
     return HostFacts(
         host=raw.host,
         smi=smi,
@@ -100,6 +115,7 @@ def facts_from_raw(raw: Raw) -> HostFacts:
         cpus=d.get("cpus"),
         clock_offset_s=offset,
         clock_skew_s=effective,
+        ntp_synchronized=synced,
         services=dict(d.get("services") or {}),
         defunct=d.get("defunct"),
         reboot_required=d.get("reboot_required"),

@@ -42,11 +42,24 @@ def evaluate(inventory, host, facts: HostFacts, since: float | None) -> list[Che
     return gpu_checks(facts, host.gpus, host.gpu_model, limits, since) + host_checks(facts, limits)
 
 
-def run_health(inventory, hosts: list, pool, *, forks: int = 64, cursors: Mapping[str, tuple[float, Any]] = {},
-               on_event: EventSink | None = None, timeout: float = 120) -> HealthReport:
+def run_health(
+    inventory,
+    hosts: list,
+    pool,
+    *,
+    forks: int = 64,
+    cursors: Mapping[str, tuple[float, Any]] = {},
+    on_event: EventSink | None = None,
+    timeout: float = 120,
+) -> HealthReport:
     def work(host) -> tuple[str, HostFacts]:
         limits = for_host(inventory, host)
-        raw = collect(pool.get(host), list(limits["required_services"]), timeout=timeout)
+        raw = collect(
+            pool.get(host),
+            list(limits["required_services"]),
+            nvlink=bool(limits["nvlink_links"]),
+            timeout=timeout,
+        )
         return FATE_OK, facts_from_raw(raw)
 
     group = fan_out(hosts, work, forks=forks, on_event=on_event)
@@ -63,15 +76,26 @@ def run_health(inventory, hosts: list, pool, *, forks: int = 64, cursors: Mappin
             mine = evaluate(inventory, host, f, cursor[0] if cursor else None)
             records.append(HostRecord(host.name, outcome.status, OK, f.host_time, f.boot_id))
         else:
-            mine = [CheckResult(host.name, "host.reachable", UNKNOWN, outcome.error or outcome.status,
-                                "reachable over SSH with the helper running",
-                                "check the host: power, network, sshd (dccli run true -l HOST)", "dccli")]
+            mine = [
+                CheckResult(
+                    host.name,
+                    "host.reachable",
+                    UNKNOWN,
+                    outcome.error or outcome.status,
+                    "reachable over SSH with the helper running",
+                    "check the host: power, network, sshd (dccli run true -l HOST)",
+                    "dccli",
+                )
+            ]
             records.append(HostRecord(host.name, outcome.status, UNKNOWN))
         results += mine
     results += consistency_checks({h: f.smi for h, f in facts.items() if f.smi is not None})
     order = {h.name: i for i, h in enumerate(hosts)}
     results.sort(key=lambda r: order[r.host])  # stable: per host, checks keep their order
     final = tuple(
-        HostRecord(r.host, r.status, worst(x.verdict for x in results if x.host == r.host), r.host_time, r.boot_id)
-        for r in records)
+        HostRecord(
+            r.host, r.status, worst(x.verdict for x in results if x.host == r.host), r.host_time, r.boot_id
+        )
+        for r in records
+    )
     return HealthReport(tuple(results), final, facts, group)

@@ -61,11 +61,13 @@ class XidInfo:
 
     @property
     def severity(self) -> str:
-        return _SEVERITY.get(self.resolution, WARN if self.resolution else WARN)
+        return _SEVERITY.get(self.resolution, WARN)  # unknown resolutions: look at it
 
     @property
     def action(self) -> str:
-        return _ACTIONS.get(self.resolution, f"see NVIDIA's Xid catalogue ({self.resolution or 'no resolution'})")
+        return _ACTIONS.get(
+            self.resolution, f"see NVIDIA's Xid catalogue ({self.resolution or 'no resolution'})"
+        )
 
 
 @lru_cache(maxsize=1)
@@ -74,8 +76,13 @@ def catalog() -> dict[int, XidInfo]:
     out = {}
     for row in csv.DictReader(io.StringIO(text)):
         code = int(row["xid"])
-        out[code] = XidInfo(code, row["mnemonic"], row["description"], row["immediate_resolution"],
-                            row["investigatory_resolution"])
+        out[code] = XidInfo(
+            code,
+            row["mnemonic"],
+            row["description"],
+            row["immediate_resolution"],
+            row["investigatory_resolution"],
+        )
     return out
 
 

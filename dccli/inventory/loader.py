@@ -124,6 +124,7 @@ HEALTH: Schema = {
     "throttle_reasons": Field(_health_names),
     "required_services": Field(_health_names),
     "require_persistence": Field(_health_bool),
+    "nvlink_links": Field(_health_bool),
 }
 
 

@@ -40,8 +40,22 @@ def record(home: Path | None, cluster: str, rows: Iterable[AuditRow]) -> None:
         conn.executemany(
             "INSERT INTO key_rotations (at, cluster, host, endpoint, kind, old_fingerprint, new_fingerprint,"
             " outcome, step, error, duration_s) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            [(r.at or now, cluster, r.host, r.endpoint, r.kind, r.old_fingerprint, r.new_fingerprint, r.outcome,
-              r.step, r.error, r.duration_s) for r in rows],
+            [
+                (
+                    r.at or now,
+                    cluster,
+                    r.host,
+                    r.endpoint,
+                    r.kind,
+                    r.old_fingerprint,
+                    r.new_fingerprint,
+                    r.outcome,
+                    r.step,
+                    r.error,
+                    r.duration_s,
+                )
+                for r in rows
+            ],
         )
         conn.execute("COMMIT")
 

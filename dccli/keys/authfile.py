@@ -80,8 +80,10 @@ def write(conn, before: Snapshot, content: bytes, validate=None, prefix: str = "
             validate(tmp)
         now = read(conn, before.path)
         if now.exists != before.exists or now.content != before.content:
-            raise AuthorizedKeysError(f"{conn.name}: {_shown(before.path)} changed while dccli was editing it; "
-                                      "left as the other writer made it (re-run to retry)")
+            raise AuthorizedKeysError(
+                f"{conn.name}: {_shown(before.path)} changed while dccli was editing it; "
+                "left as the other writer made it (re-run to retry)"
+            )
         sftp.posix_rename(tmp, before.path)
     except DccliError:
         _discard(sftp, tmp)

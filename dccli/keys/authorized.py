@@ -18,8 +18,10 @@ from dataclasses import dataclass
 _LINE = re.compile(rb"[^\n]*\n|[^\n]+\Z")
 # Key types OpenSSH accepts in authorized_keys (certificates included); a line starting with anything
 # else starts with options.
-_TYPE = re.compile(r"^(ssh-(rsa|dss|ed25519|ed448)|ecdsa-sha2-nistp\d+|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com"
-                   r"|[a-z0-9-]+-cert-v0\d@openssh\.com|rsa-sha2-(256|512))$")
+_TYPE = re.compile(
+    r"^(ssh-(rsa|dss|ed25519|ed448)|ecdsa-sha2-nistp\d+|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com"
+    r"|[a-z0-9-]+-cert-v0\d@openssh\.com|rsa-sha2-(256|512))$"
+)
 
 
 @dataclass(frozen=True)

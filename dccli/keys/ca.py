@@ -45,8 +45,9 @@ class CAError(DccliError):
 
 def _keygen(argv: list[str], what: str) -> str:
     try:
-        proc = subprocess.run(["ssh-keygen", *argv], capture_output=True, text=True, timeout=60,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            ["ssh-keygen", *argv], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+        )
     except FileNotFoundError:
         raise CAError("ssh-keygen not found on the control node (install openssh-client)") from None
     if proc.returncode != 0:
@@ -75,7 +76,9 @@ class CertAuthority:
         if self.exists():
             raise UsageError(f"{self.key}: a user CA already exists")
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _keygen(["-q", "-t", "ed25519", "-N", "", "-C", "dccli-user-ca", "-f", str(self.key)], "creating the CA")
+        _keygen(
+            ["-q", "-t", "ed25519", "-N", "", "-C", "dccli-user-ca", "-f", str(self.key)], "creating the CA"
+        )
         os.chmod(self.key, 0o600)
         self.ensure_krl()
         from dccli.transport.hostkeys import fingerprint
@@ -108,11 +111,29 @@ class CertAuthority:
             private = Path(str(pub_path).removesuffix(".pub"))
             public = read_public(private)
             fp = fingerprint(public[1]) if public else ""
-            db.execute("INSERT INTO key_certs (serial, key_fingerprint, key_id, principals, issued_at)"
-                       " VALUES (?,?,?,?,?)", (serial, fp, key_id, ",".join(principals), time.time()))
+            db.execute(
+                "INSERT INTO key_certs (serial, key_fingerprint, key_id, principals, issued_at)"
+                " VALUES (?,?,?,?,?)",
+                (serial, fp, key_id, ",".join(principals), time.time()),
+            )
             try:
-                _keygen(["-q", "-s", str(self.key), "-I", key_id, "-n", ",".join(principals), "-V", validity,
-                         "-z", str(serial), str(pub_path)], f"signing {pub_path.name}")
+                _keygen(
+                    [
+                        "-q",
+                        "-s",
+                        str(self.key),
+                        "-I",
+                        key_id,
+                        "-n",
+                        ",".join(principals),
+                        "-V",
+                        validity,
+                        "-z",
+                        str(serial),
+                        str(pub_path),
+                    ],
+                    f"signing {pub_path.name}",
+                )
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
@@ -132,8 +153,9 @@ class CertAuthority:
         _keygen(["-k", "-u", "-s", str(self.pub), "-f", str(self.krl), str(spec)], "updating the KRL")
         spec.unlink()
         with closing(self._db()) as db:
-            db.executemany("UPDATE key_certs SET revoked_at = ? WHERE serial = ?",
-                           [(time.time(), s) for s in serials])
+            db.executemany(
+                "UPDATE key_certs SET revoked_at = ? WHERE serial = ?", [(time.time(), s) for s in serials]
+            )
         return self.krl.read_bytes()
 
 
@@ -167,8 +189,10 @@ def install_on_host(conn, endpoint, ca_pub: bytes, krl: bytes) -> None:
     conn.put_bytes(ca_pub, HOST_CA, 0o644)
     snap = authfile.read(conn, SSHD_CONFIG)
     try:
-        text = sshdconf.ensure(snap.content.decode("utf-8", "surrogateescape"),
-                               {"TrustedUserCAKeys": HOST_CA, "RevokedKeys": HOST_KRL})
+        text = sshdconf.ensure(
+            snap.content.decode("utf-8", "surrogateescape"),
+            {"TrustedUserCAKeys": HOST_CA, "RevokedKeys": HOST_KRL},
+        )
     except sshdconf.ConflictError as exc:
         raise CAError(f"{conn.name}: {exc}") from None
     new = text.encode("utf-8", "surrogateescape")
@@ -178,13 +202,17 @@ def install_on_host(conn, endpoint, ca_pub: bytes, krl: bytes) -> None:
     def validate(tmp: str) -> None:
         out = conn.exec(f"$(command -v sshd || echo /usr/sbin/sshd) -t -f {shlex.quote(tmp)}", timeout=30)
         if out.exit_code != 0:
-            raise CAError(f"{conn.name}: sshd -t rejects the new sshd_config: "
-                          f"{out.stderr.decode('utf-8', 'replace').strip()[:300]}")
+            raise CAError(
+                f"{conn.name}: sshd -t rejects the new sshd_config: "
+                f"{out.stderr.decode('utf-8', 'replace').strip()[:300]}"
+            )
 
     authfile.write(conn, snap, new, validate=validate, prefix=".sshd_config")
     out = conn.exec(RELOAD, timeout=30)
     if out.exit_code != 0:
-        raise CAError(f"{conn.name}: sshd reload failed: {out.stderr.decode('utf-8', 'replace').strip()[:300]}")
+        raise CAError(
+            f"{conn.name}: sshd reload failed: {out.stderr.decode('utf-8', 'replace').strip()[:300]}"
+        )
     if not endpoint.jump:
         _wait_listening(endpoint.address, endpoint.port)
 
@@ -199,26 +227,53 @@ def distribute_krl(hosts: Sequence, pool, krl: bytes, forks: int = 64):
     return fan_out(hosts, one, forks=forks)
 
 
-def rotate_ca(inventory, hosts: Sequence, pool, *, home: Path, kind: str = "ed25519", validity: str = "+12h",
-              principals: str | None = None, forks: int = 64, on_step=None):
+def rotate_ca(
+    inventory,
+    hosts: Sequence,
+    pool,
+    *,
+    home: Path,
+    kind: str = "ed25519",
+    validity: str = "+12h",
+    principals: str | None = None,
+    forks: int = 64,
+    on_step=None,
+):
     """A new key pair with a certificate; hosts trust the CA; then the usual fresh login and removals."""
     from dccli.keys.rotate import rotate
 
     ca = CertAuthority(home)
     ca.require()
-    names = sorted({pool.endpoint(h).user for h in hosts}) if principals is None else [
-        p.strip() for p in principals.split(",") if p.strip()]
+    names = (
+        sorted({pool.endpoint(h).user for h in hosts})
+        if principals is None
+        else [p.strip() for p in principals.split(",") if p.strip()]
+    )
     store = KeyStore(home)
     with store.lock():
         target = store.generate(kind)
-        serial = ca.sign(target.pub_path, names, validity, key_id=target.name)
+        try:
+            serial = ca.sign(target.pub_path, names, validity, key_id=target.name)
+        except CAError as exc:
+            store.archive(target)  # never signed, never used: out of the way of the next rotation
+            raise UsageError(f"--validity {validity} / --principals {','.join(names)}: {exc}") from None
     ca_pub, krl = ca.pub.read_bytes(), ca.ensure_krl()
 
     def install(conn, endpoint) -> None:
         install_on_host(conn, endpoint, ca_pub, krl)
 
-    report, group = rotate(inventory, hosts, pool, home=home, forks=forks, on_step=on_step, target=target,
-                           extra_steps=install, authorize_plain=False, audit_kind="ca")
+    report, group = rotate(
+        inventory,
+        hosts,
+        pool,
+        home=home,
+        forks=forks,
+        on_step=on_step,
+        target=target,
+        extra_steps=install,
+        authorize_plain=False,
+        audit_kind="ca",
+    )
     report.key["serial"] = serial
     report.key["principals"] = names
     return report, group

@@ -64,7 +64,11 @@ def rewrite_known_hosts(path: Path, names: list[str], new_lines: list[str]) -> b
     except OSError:
         return False
     wanted = set(names)
-    kept = [ln for ln in old if not (ln.split() and not ln.startswith("#") and wanted & set(ln.split()[0].split(",")))]
+    kept = [
+        ln
+        for ln in old
+        if not (ln.split() and not ln.startswith("#") and wanted & set(ln.split()[0].split(",")))
+    ]
     if len(kept) == len(old):
         return False
     tmp = path.with_name(f".{path.name}.dccli-tmp")
@@ -83,8 +87,13 @@ def _open_retrying(endpoint, pool, retry_s: float = 10.0):
     deadline = time.monotonic() + retry_s
     while True:
         try:
-            return SSHConnection.open(endpoint, hostkeys=pool.hostkeys, keys=pool.keys, options=pool.options,
-                                      via=pool.jump_connection(endpoint))
+            return SSHConnection.open(
+                endpoint,
+                hostkeys=pool.hostkeys,
+                keys=pool.keys,
+                options=pool.options,
+                via=pool.jump_connection(endpoint),
+            )
         except AuthError:
             raise
         except TransportError:
@@ -95,6 +104,7 @@ def _open_retrying(endpoint, pool, retry_s: float = 10.0):
 
 def host_rotate(host, pool, inventory) -> dict:
     from dccli.keys.ca import RELOAD, _wait_listening
+
     t0 = time.monotonic()
     endpoint = pool.endpoint(host)
     names = endpoint.known_hosts_names
@@ -103,7 +113,9 @@ def host_rotate(host, pool, inventory) -> dict:
     old = {"type": old_server.get_name(), "fingerprint": fingerprint(old_server.asbytes())}
     out = conn.exec(GENERATE, timeout=120)
     if out.exit_code != 0:
-        raise HostRotateError(f"{host.name}: generating host keys failed: {out.stderr.decode(errors='replace')[-300:]}")
+        raise HostRotateError(
+            f"{host.name}: generating host keys failed: {out.stderr.decode(errors='replace')[-300:]}"
+        )
     offered: dict[str, OfferedKey] = {}
     files: list[str] = []
     for line in out.stdout.decode().splitlines():
@@ -113,15 +125,19 @@ def host_rotate(host, pool, inventory) -> dict:
             offered[parts[2]] = OfferedKey(parts[2], base64.b64decode(parts[3]))
     if not offered:
         raise HostRotateError(f"{host.name}: sshd has no host key dccli can regenerate")
-    inv_known = Path(os.path.expanduser(inventory.defaults.known_hosts)) if inventory.defaults.known_hosts else None
+    inv_known = (
+        Path(os.path.expanduser(inventory.defaults.known_hosts)) if inventory.defaults.known_hosts else None
+    )
     saved_dccli = pool.hostkeys.record_path.read_bytes() if pool.hostkeys.record_path.is_file() else None
     saved_inv = inv_known.read_bytes() if inv_known and inv_known.is_file() else None
 
     def swap(back: bool) -> None:
         res = conn.exec(_swap_script(files, back) + RELOAD, timeout=60)
         if res.exit_code != 0:
-            raise HostRotateError(f"{host.name}: swapping host keys and reloading sshd failed: "
-                                  f"{res.stderr.decode(errors='replace')[-300:]}")
+            raise HostRotateError(
+                f"{host.name}: swapping host keys and reloading sshd failed: "
+                f"{res.stderr.decode(errors='replace')[-300:]}"
+            )
         if not endpoint.jump:
             _wait_listening(endpoint.address, endpoint.port)
 
@@ -146,8 +162,18 @@ def host_rotate(host, pool, inventory) -> dict:
         if saved_inv is not None and inv_known is not None:
             inv_known.write_bytes(saved_inv)
         pool.hostkeys.forget([])  # drop the cache
-        raise HostRotateError(f"{host.name}: the new host keys did not verify ({exc}); old keys restored") from None
-    conn.exec("rm -f " + " ".join(shlex.quote(f + s) for f in files for s in (".dccli-old", ".dccli-old.pub")))
+        raise HostRotateError(
+            f"{host.name}: the new host keys did not verify ({exc}); old keys restored"
+        ) from None
+    conn.exec(
+        "rm -f " + " ".join(shlex.quote(f + s) for f in files for s in (".dccli-old", ".dccli-old.pub"))
+    )
     new = {"type": server.get_name(), "fingerprint": fingerprint(server.asbytes())}
-    return {"host": host.name, "old": old, "new": new, "recorded": {k: v.fingerprint for k, v in offered.items()},
-            "known_hosts_updated": updated, "duration_s": time.monotonic() - t0}
+    return {
+        "host": host.name,
+        "old": old,
+        "new": new,
+        "recorded": {k: v.fingerprint for k, v in offered.items()},
+        "known_hosts_updated": updated,
+        "duration_s": time.monotonic() - t0,
+    }

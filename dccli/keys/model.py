@@ -18,6 +18,7 @@ class HostRotation:
     uses: str | None = None  # the fingerprint dccli logs in with from now on (None: unchanged)
     error: str | None = None
     duration_s: float = 0.0
+    old: tuple[str, ...] = ()  # fingerprints of retired keys the host accepted when we started
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -32,8 +33,13 @@ class RotationReport:
     wall_s: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"key": self.key, "generated": self.generated, "hosts": [h.to_dict() for h in self.hosts],
-                "archived": list(self.archived), "wall_s": self.wall_s}
+        return {
+            "key": self.key,
+            "generated": self.generated,
+            "hosts": [h.to_dict() for h in self.hosts],
+            "archived": list(self.archived),
+            "wall_s": self.wall_s,
+        }
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dccli.errors import AuthError, DccliError
+from dccli.errors import AuthError, DccliError, UsageError
 from dccli.executor import FAILED, OK, classify, fan_out
 from dccli.keys import authfile, authorized
 from dccli.keys.audit import AuditRow, record
@@ -34,23 +34,24 @@ from dccli.transport.identities import endpoint_id
 StepHook = Callable[[str, str], None]
 
 
-class RotationError(DccliError):
-    pass
-
-
-def choose_target(store: KeyStore, identities, endpoints: Sequence, kind: str, new_key: bool) -> tuple[KeyPair, bool]:
+def choose_target(
+    store: KeyStore, identities, endpoints: Sequence, kind: str, new_key: bool
+) -> tuple[KeyPair, bool]:
     """The pair to rotate to: the current one while some selected host has not finished moving to it
     (a re-run finishes the job), else a freshly generated one."""
     from dccli.keys.store import KEY_TYPES
 
     if kind not in KEY_TYPES:
-        raise RotationError(f"--type {kind}: expected one of {', '.join(KEY_TYPES)}")
+        raise UsageError(f"--type {kind}: expected one of {', '.join(KEY_TYPES)}")
     current = store.current()
     wanted_type = {"ed25519": "ssh-ed25519", "ecdsa": "ecdsa-sha2-nistp256", "rsa": "ssh-rsa"}[kind]
     if current is not None and not new_key and current.key_type == wanted_type:
         entries = identities.entries()
-        pending = [ep for ep in endpoints
-                   if not _done(entries.get(endpoint_id(ep.user, ep.address, ep.port)), current)]
+        pending = [
+            ep
+            for ep in endpoints
+            if not _done(entries.get(endpoint_id(ep.user, ep.address, ep.port)), current)
+        ]
         if pending:
             return current, False
     return store.generate(kind), True
@@ -87,8 +88,13 @@ def open_fresh(pool, endpoint, key_path: Path, keyring=None, retry_s: float = 0.
     deadline = time.monotonic() + retry_s
     while True:
         try:
-            return SSHConnection.open(only, hostkeys=pool.hostkeys, keys=keyring or KeyRing(use_agent=False),
-                                      options=pool.options, via=pool.jump_connection(endpoint))
+            return SSHConnection.open(
+                only,
+                hostkeys=pool.hostkeys,
+                keys=keyring or KeyRing(use_agent=False),
+                options=pool.options,
+                via=pool.jump_connection(endpoint),
+            )
         except AuthError:
             raise
         except TransportError:
@@ -101,27 +107,39 @@ def prove_login(conn, expected_user: str, timeout: float = 30.0) -> None:
     out = conn.exec("id -un", timeout=timeout)
     got = out.stdout.decode("utf-8", "replace").strip()
     if out.exit_code != 0 or got != expected_user:
-        raise AuthError(f"{conn.name}: fresh login ran `id -un` -> exit {out.exit_code}, {got!r} "
-                        f"(expected {expected_user!r})")
+        raise AuthError(
+            f"{conn.name}: fresh login ran `id -un` -> exit {out.exit_code}, {got!r} "
+            f"(expected {expected_user!r})"
+        )
 
 
-def rotate_host(host, pool, target: KeyPair, retired: dict[bytes, str], keyring,
-                on_step: StepHook | None = None, extra_steps: Callable | None = None,
-                authorize_plain: bool = True) -> tuple[str, HostRotation]:
+def rotate_host(
+    host,
+    pool,
+    target: KeyPair,
+    retired: dict[bytes, str],
+    keyring,
+    on_step: StepHook | None = None,
+    extra_steps: Callable | None = None,
+    authorize_plain: bool = True,
+) -> tuple[str, HostRotation]:
     """One host through connect/read/add/login/switch/remove; never raises for a host's failure."""
     hook = on_step or (lambda _h, _s: None)
     t0 = time.monotonic()
     step = "connect"
     removed: tuple[str, ...] = ()
+    old: tuple[str, ...] = ()
     uses = None
     try:
         endpoint = pool.endpoint(host)
-        was_done = _done(pool.identities.entries().get(endpoint_id(endpoint.user, endpoint.address, endpoint.port)),
-                         target)
+        was_done = _done(
+            pool.identities.entries().get(endpoint_id(endpoint.user, endpoint.address, endpoint.port)), target
+        )
         conn = pool.get(host)
         hook(host.name, "connect")
         step = "read"
         snap = authfile.read(conn)
+        old = tuple(retired[e.blob] for e in authorized.user_keys(snap.content) if e.blob in retired)
         step = "add"
         already = authorized.has_key(snap.content, target.blob) or not authorize_plain
         if not already:
@@ -143,23 +161,25 @@ def rotate_host(host, pool, target: KeyPair, retired: dict[bytes, str], keyring,
             step = "remove"
             now = authfile.read(fresh)
             kept, count = authorized.remove_keys(now.content, retired)
-            removed = tuple(retired[e.blob] for e in authorized.user_keys(now.content) if e.blob in retired)
             if count:
                 authfile.write(fresh, now, kept)
+            removed = tuple(retired[e.blob] for e in authorized.user_keys(now.content) if e.blob in retired)
             pool.identities.set(eid, str(target.path), fingerprint=target.fingerprint, complete=True)
             hook(host.name, "remove")
         finally:
             fresh.close()
         outcome = "already" if was_done and not removed else "rotated"
-        return OK, HostRotation(host.name, outcome, "done", target.fingerprint, removed, uses, None,
-                                time.monotonic() - t0)
+        return OK, HostRotation(
+            host.name, outcome, "done", target.fingerprint, removed, uses, None, time.monotonic() - t0, old
+        )
     except Exception as exc:  # a host's failure is its outcome, the others go on
         status = classify(exc) if isinstance(exc, DccliError) else FAILED
         message = str(exc) if isinstance(exc, DccliError) else f"{type(exc).__name__}: {exc}"
         if not message.startswith(host.name):
             message = f"{host.name}: {message}"
-        return status, HostRotation(host.name, "failed", step, target.fingerprint, removed, uses, message,
-                                    time.monotonic() - t0)
+        return status, HostRotation(
+            host.name, "failed", step, target.fingerprint, removed, uses, message, time.monotonic() - t0, old
+        )
 
 
 def archive_unused(store: KeyStore, identities, target: KeyPair) -> tuple[str, ...]:
@@ -173,10 +193,22 @@ def archive_unused(store: KeyStore, identities, target: KeyPair) -> tuple[str, .
     return tuple(moved)
 
 
-def rotate(inventory, hosts: Sequence, pool, *, home: Path, kind: str = "ed25519", new_key: bool = False,
-           forks: int = 64, on_step: StepHook | None = None, on_event=None,
-           target: KeyPair | None = None, extra_steps: Callable | None = None,
-           authorize_plain: bool = True, audit_kind: str = "rotate") -> tuple[RotationReport, object]:
+def rotate(
+    inventory,
+    hosts: Sequence,
+    pool,
+    *,
+    home: Path,
+    kind: str = "ed25519",
+    new_key: bool = False,
+    forks: int = 64,
+    on_step: StepHook | None = None,
+    on_event=None,
+    target: KeyPair | None = None,
+    extra_steps: Callable | None = None,
+    authorize_plain: bool = True,
+    audit_kind: str = "rotate",
+) -> tuple[RotationReport, object]:
     """Rotate `hosts`; returns (report, GroupOutcome). The caller holds nothing: we take the keys lock."""
     from dccli.transport.ssh import KeyRing
 
@@ -189,15 +221,31 @@ def rotate(inventory, hosts: Sequence, pool, *, home: Path, kind: str = "ed25519
             target, generated = choose_target(store, pool.identities, endpoints, kind, new_key)
         keyring = KeyRing(use_agent=False)  # shared: the new key is parsed once, not once per host
         retired = {h.name: retired_keys(store, target, h) for h in hosts}
-        group = fan_out(hosts, lambda h: rotate_host(h, pool, target, retired[h.name], keyring, on_step,
-                                                     extra_steps, authorize_plain),
-                        forks=forks, on_event=on_event)
+        group = fan_out(
+            hosts,
+            lambda h: rotate_host(
+                h, pool, target, retired[h.name], keyring, on_step, extra_steps, authorize_plain
+            ),
+            forks=forks,
+            on_event=on_event,
+        )
         results = tuple(o.value for o in group.outcomes if o.value is not None)
         by_name = {h.name: ep for h, ep in zip(hosts, endpoints, strict=True)}
-        rows = [AuditRow(o.host, endpoint_id(by_name[o.host].user, by_name[o.host].address, by_name[o.host].port),
-                         audit_kind, o.status, ",".join(o.value.removed) or None, o.value.new_fingerprint,
-                         o.value.step, o.value.error, o.value.duration_s)
-                for o in group.outcomes if o.value is not None]
+        rows = [
+            AuditRow(
+                o.host,
+                endpoint_id(by_name[o.host].user, by_name[o.host].address, by_name[o.host].port),
+                audit_kind,
+                o.status,
+                ",".join(o.value.old) or None,
+                o.value.new_fingerprint,
+                o.value.step,
+                o.value.error,
+                o.value.duration_s,
+            )
+            for o in group.outcomes
+            if o.value is not None
+        ]
         record(home, inventory.cluster, rows)
         archived = archive_unused(store, pool.identities, target)
     report = RotationReport(target.to_dict(), generated, results, archived, time.monotonic() - t0)

@@ -32,14 +32,20 @@ def known_keys(store: KeyStore, hosts: Sequence) -> dict[bytes, dict]:
                 mtime = path.stat().st_mtime if path.exists() else None
                 out[public[1]] = {"name": f"inventory:{path.name}", "path": str(path), "created_at": mtime}
     for pair in store.pairs(include_archived=True):
-        out[pair.blob] = {"name": pair.name + (" (archived)" if pair.archived else ""), "path": str(pair.path),
-                          "created_at": pair.created_at}
+        out[pair.blob] = {
+            "name": pair.name + (" (archived)" if pair.archived else ""),
+            "path": str(pair.path),
+            "created_at": pair.created_at,
+        }
     return out
 
 
 def login_key(identities: IdentityMap, endpoint) -> str | None:
-    return endpoint.identity_files[0] if endpoint.identity_files else identities.get(
-        endpoint_id(endpoint.user, endpoint.address, endpoint.port))
+    return (
+        endpoint.identity_files[0]
+        if endpoint.identity_files
+        else identities.get(endpoint_id(endpoint.user, endpoint.address, endpoint.port))
+    )
 
 
 def key_age(path: str | None, known: dict[bytes, dict]) -> float | None:
@@ -70,8 +76,9 @@ def _ca_trusted(conn, ca_blob: bytes) -> bool:
     return any(e.blob == ca_blob for e in authorized.entries(snap.content))
 
 
-def host_status(host, pool, known: dict[bytes, dict], rotations: dict[str, dict],
-                ca_blob: bytes | None) -> tuple[str, KeyStatus]:
+def host_status(
+    host, pool, known: dict[bytes, dict], rotations: dict[str, dict], ca_blob: bytes | None
+) -> tuple[str, KeyStatus]:
     endpoint = pool.endpoint(host)
     current = login_key(pool.identities, endpoint)
     base = dict(login_key=current, key_age_s=key_age(current, known), last_rotation=rotations.get(host.name))
@@ -86,12 +93,21 @@ def host_status(host, pool, known: dict[bytes, dict], rotations: dict[str, dict]
             if info is None:
                 others += 1
             else:
-                found.append({"name": info["name"], "fingerprint": entry.fingerprint,
-                              "current": info["path"] == current})
+                found.append(
+                    {
+                        "name": info["name"],
+                        "fingerprint": entry.fingerprint,
+                        "current": info["path"] == current,
+                    }
+                )
         ca = None if ca_blob is None else _ca_trusted(conn, ca_blob)
         if ca and current and Path(current + "-cert.pub").is_file():
-            found.append({"name": Path(current).name + " (certificate)", "fingerprint": None, "current": True})
-        return OK, KeyStatus(host.name, tuple(found), host_key=host_key, ca_trusted=ca, other_keys=others, **base)
+            found.append(
+                {"name": Path(current).name + " (certificate)", "fingerprint": None, "current": True}
+            )
+        return OK, KeyStatus(
+            host.name, tuple(found), host_key=host_key, ca_trusted=ca, other_keys=others, **base
+        )
     except DccliError as exc:
         hk = {"known": False} if "HOST KEY" in str(exc) or "unknown host key" in str(exc) else {}
         return classify(exc), KeyStatus(host.name, (), host_key=hk, error=str(exc), **base)
@@ -134,8 +150,10 @@ def status_columns(conn, inventory, home: Path | None = None) -> dict[str, dict[
     for h in hosts:
         endpoint = identities.apply(resolve_endpoint(h, None))
         last = rotations.get(h.name) or {}
-        out[h.name] = {"key age": age(key_age(login_key(identities, endpoint), known)),
-                       "key rotated": when(last.get("last_ok_at")) if last.get("last_ok_at") else "never"}
+        out[h.name] = {
+            "key age": age(key_age(login_key(identities, endpoint), known)),
+            "key rotated": when(last.get("last_ok_at")) if last.get("last_ok_at") else "never",
+        }
     return out
 
 

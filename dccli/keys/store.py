@@ -21,7 +21,11 @@ from pathlib import Path
 
 from dccli.errors import DccliError, LockedError, UsageError
 
-KEY_TYPES = {"ed25519": ["-t", "ed25519"], "ecdsa": ["-t", "ecdsa", "-b", "256"], "rsa": ["-t", "rsa", "-b", "3072"]}
+KEY_TYPES = {
+    "ed25519": ["-t", "ed25519"],
+    "ecdsa": ["-t", "ecdsa", "-b", "256"],
+    "rsa": ["-t", "rsa", "-b", "3072"],
+}
 PREFIX = "dccli-"
 
 
@@ -54,8 +58,14 @@ class KeyPair:
         return public_line(self.key_type, self.blob, self.name)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "path": str(self.path), "type": self.key_type, "fingerprint": self.fingerprint,
-                "created_at": self.created_at, "archived": self.archived}
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "type": self.key_type,
+            "fingerprint": self.fingerprint,
+            "created_at": self.created_at,
+            "archived": self.archived,
+        }
 
 
 def read_public(path: Path) -> tuple[str, bytes] | None:
@@ -75,8 +85,9 @@ def read_public(path: Path) -> tuple[str, bytes] | None:
 
 def _stamp_time(name: str) -> float:
     try:
-        stamp = name[len(PREFIX):].split("-")[0]
-        return float(calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%SZ")))
+        stamp = name[len(PREFIX) :].split("-")[0]
+        whole, _, frac = stamp.rstrip("Z").partition(".")
+        return calendar.timegm(time.strptime(whole, "%Y%m%dT%H%M%S")) + float(f"0.{frac or 0}")
     except (ValueError, IndexError):
         return 0.0
 
@@ -97,7 +108,9 @@ class KeyStore:
             public = read_public(private)
             if public is None or not private.is_file():
                 continue
-            pairs.append(KeyPair(private.name, private, public[0], public[1], _stamp_time(private.name), archived))
+            pairs.append(
+                KeyPair(private.name, private, public[0], public[1], _stamp_time(private.name), archived)
+            )
         return pairs
 
     def pairs(self, include_archived: bool = False) -> list[KeyPair]:
@@ -116,7 +129,9 @@ class KeyStore:
             raise UsageError(f"--type {kind}: expected one of {', '.join(KEY_TYPES)}")
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.dir, 0o700)
-        name = f"{PREFIX}{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(3)}"
+        now = time.time()  # microseconds in the name: names sort in creation order (the newest is current)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+        name = f"{PREFIX}{stamp}-{secrets.token_hex(3)}"
         path = self.dir / name
         argv = ["ssh-keygen", "-q", *KEY_TYPES[kind], "-N", "", "-C", name, "-f", str(path)]
         try:
@@ -136,7 +151,9 @@ class KeyStore:
         for path in (pair.path, pair.pub_path, pair.cert_path):
             if path.exists():
                 shutil.move(str(path), str(self.archive_dir / path.name))
-        return KeyPair(pair.name, self.archive_dir / pair.name, pair.key_type, pair.blob, pair.created_at, True)
+        return KeyPair(
+            pair.name, self.archive_dir / pair.name, pair.key_type, pair.blob, pair.created_at, True
+        )
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

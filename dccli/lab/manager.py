@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from dccli.errors import LabError
+from dccli.errors import LabError, UsageError
 from dccli.lab import host as hostmod
 from dccli.lab import inventory, procs, registry, sshkeys
 from dccli.lab.model import (
@@ -151,9 +151,9 @@ def lab_up(
     preflight.require()
     _validate(name, hosts, port, registry.lab_dir(name))
     if gpus and gpu_model not in gpumodel.MODELS:
-        raise LabError(f"unknown --gpu-model {gpu_model!r}: one of {', '.join(gpumodel.MODELS)}")
+        raise UsageError(f"unknown --gpu-model {gpu_model!r}: one of {', '.join(gpumodel.MODELS)}")
     if not 0 <= gpus <= gpumodel.MAX_GPUS:
-        raise LabError(f"--gpus must be between 0 and {gpumodel.MAX_GPUS}, not {gpus}")
+        raise UsageError(f"--gpus must be between 0 and {gpumodel.MAX_GPUS}, not {gpus}")
     info = _create(name, hosts, port)
     if gpus:
         info = dataclasses.replace(info, gpus_per_host=gpus, gpu_model=gpu_model)
@@ -222,6 +222,10 @@ def _bring_up(info: LabInfo, say: Progress) -> LabInfo:
     inventory.write(info, lab_vars)
     info = dataclasses.replace(info, state="up")
     registry.save(info)
+    from dccli.lab import rebootd
+
+    # Tagged like the hosts: lab down ends it with them.
+    rebootd.start(info.name, info.tag, info.dir / "logs" / "rebootd.log")
     return info
 
 
@@ -229,17 +233,18 @@ def _lab_repo(info: LabInfo, say: Progress) -> dict[str, object]:
     """The local apt repository of simulated NVIDIA packages (built once per content, dccli/lab/aptrepo.py),
     apt inside the hosts pointed away from network mirrors; returns the inventory vars naming the repository.
     A repository that cannot be built costs the playbooks, not the lab: warn and go on."""
-    from dccli.lab import aptrepo
+    from dccli.lab import aptrepo, rebootd
 
     for h in info.hosts:
         aptrepo.seed_host_apt(h.upper_dir)
+        rebootd.seed_host(h.upper_dir)  # `reboot` from inside a host (docs/playbooks.md)
     try:
         repo = aptrepo.ensure_repo()
     except (LabError, OSError, subprocess.CalledProcessError) as exc:
         say(f"lab {info.name}: warning: no local apt repository ({exc})")
-        return {}
+        return {"nvidia_reboot_command": rebootd.COMMAND}
     say(f"lab {info.name}: apt repository {repo.apt_dir}")
-    return repo.inventory_vars()
+    return {**repo.inventory_vars(), "nvidia_reboot_command": rebootd.COMMAND}
 
 
 def _kill_targets(info: LabInfo) -> list[tuple[int, int | None]]:

@@ -17,7 +17,9 @@ def rotation_lines(report) -> list[str]:
     for h in report.hosts:
         if h.outcome == "failed":
             keeps = "the new key (already switched)" if h.uses else "its current key"
-            lines.append(f"{h.host:<{width}}  FAILED at {h.step}: {_strip(h.host, h.error)}; still accepts {keeps}")
+            lines.append(
+                f"{h.host:<{width}}  FAILED at {h.step}: {_strip(h.host, h.error)}; still accepts {keeps}"
+            )
         else:
             gone = f", removed {', '.join(short(f) for f in h.removed)}" if h.removed else ""
             lines.append(f"{h.host:<{width}}  {h.outcome}{gone} ({h.duration_s:.2f}s)")
@@ -55,7 +57,9 @@ def status_lines(rows) -> list[str]:
         last = r.last_rotation or {}
         rot = f"{when(last.get('at'))} {last.get('outcome', '')}".strip() if last else "never"
         hk = r.host_key
-        hk_text = f"{short(hk.get('fingerprint'))} {'known' if hk.get('known') else 'NOT KNOWN'}" if hk else "-"
+        hk_text = (
+            f"{short(hk.get('fingerprint'))} {'known' if hk.get('known') else 'NOT KNOWN'}" if hk else "-"
+        )
         ca = "-" if r.ca_trusted is None else ("trusted" if r.ca_trusted else "no")
         table.append((r.host, keys, age(r.key_age_s), rot, hk_text, ca))
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]

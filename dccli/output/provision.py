@@ -10,14 +10,23 @@ from dccli.output import jsonout
 from dccli.output.console import Env
 from dccli.playbook.events import RECAP_KEYS, HostStats, Notice, PlayStarted, TaskDone
 
-_COLORS = {"ok": "32", "changed": "33", "failed": "31", "unreachable": "31", "skipped": "36", "rescued": "35",
-           "ignored": "35"}
+_COLORS = {
+    "ok": "32",
+    "changed": "33",
+    "failed": "31",
+    "unreachable": "31",
+    "skipped": "36",
+    "rescued": "35",
+    "ignored": "35",
+}
 
 
 class Progress:
     """The engine's event sink: one line per host per task, as `changed: [node01] conf`."""
 
-    def __init__(self, env: Env, *, diff: bool = False, json_lines: bool = False, verbose: bool = False) -> None:
+    def __init__(
+        self, env: Env, *, diff: bool = False, json_lines: bool = False, verbose: bool = False
+    ) -> None:
         self.env = env
         self.diff = diff
         self.json_lines = json_lines
@@ -32,8 +41,15 @@ class Progress:
                     payload["diff"] = render_diff(event.result["diff"])
                 self.env.out(jsonout.line(**payload))
             elif isinstance(event, PlayStarted):
-                self.env.out(jsonout.line(event="play", name=event.name, hosts=list(event.hosts),
-                                          batch=event.batch, batches=event.batches))
+                self.env.out(
+                    jsonout.line(
+                        event="play",
+                        name=event.name,
+                        hosts=list(event.hosts),
+                        batch=event.batch,
+                        batches=event.batches,
+                    )
+                )
             elif isinstance(event, Notice):
                 self.env.out(jsonout.line(event="notice", host=event.host, text=event.text))
             self.env.stdout.flush()
@@ -52,9 +68,9 @@ class Progress:
         label = f" (item={e.item})" if e.item is not None else ""
         prefix = "RUNNING HANDLER " if e.handler else ""
         line = f"{e.status}: [{e.host}] {prefix}{e.task}{label}"
-        if e.status in ("failed", "unreachable", "ignored") and e.msg:
-            line += f" => {e.msg}"
-        elif e.msg and e.status in ("ok", "changed") and (self.verbose or e.result.get("_display") is not None):
+        if (e.status in ("failed", "unreachable", "ignored") and e.msg) or (
+            e.msg and e.status in ("ok", "changed") and (self.verbose or e.result.get("_display") is not None)
+        ):
             line += f" => {e.msg}"
         self.env.err(self._paint(_COLORS.get(e.status, "0"), line))
         if self.diff and e.result.get("diff") and e.status in ("changed", "ok") and e.result.get("changed"):
@@ -79,9 +95,14 @@ def render_diff(diff: Any) -> str:
             after = json.dumps(after, indent=4, sort_keys=True) + "\n"
         if before == after:
             continue
-        out.extend(difflib.unified_diff(str(before).splitlines(True), str(after).splitlines(True),
-                                        f"before: {d.get('before_header', '')}".rstrip(": "),
-                                        f"after: {d.get('after_header', '')}".rstrip(": ")))
+        out.extend(
+            difflib.unified_diff(
+                str(before).splitlines(True),
+                str(after).splitlines(True),
+                f"before: {d.get('before_header', '')}".rstrip(": "),
+                f"after: {d.get('after_header', '')}".rstrip(": "),
+            )
+        )
     return "".join(line if line.endswith("\n") else line + "\n" for line in out)
 
 
@@ -100,5 +121,8 @@ def recap_lines(stats: dict[str, HostStats], color: bool = False) -> list[str]:
 
 
 def recap_json(stats: dict[str, HostStats], exit_code: int, fates: dict[str, str]) -> str:
-    return jsonout.line(event="recap", exit_code=exit_code,
-                        hosts={h: {**s.to_dict(), "fate": fates.get(h, "ok")} for h, s in stats.items()})
+    return jsonout.line(
+        event="recap",
+        exit_code=exit_code,
+        hosts={h: {**s.to_dict(), "fate": fates.get(h, "ok")} for h, s in stats.items()},
+    )

@@ -27,7 +27,11 @@ def a_debug(hp, task, v) -> dict:
             value = "VARIABLE IS NOT DEFINED!"
         return {"changed": False, name: value, "_display": f"{name} = {json.dumps(value, default=str)}"}
     msg = render(args.get("msg", "Hello world!"), v)
-    return {"changed": False, "msg": msg, "_display": msg if isinstance(msg, str) else json.dumps(msg, default=str)}
+    return {
+        "changed": False,
+        "msg": msg,
+        "_display": msg if isinstance(msg, str) else json.dumps(msg, default=str),
+    }
 
 
 def a_set_fact(hp, task, v) -> dict:
@@ -43,18 +47,30 @@ def a_assert(hp, task, v) -> dict:
     for c in conds:
         if not condition(c, v):
             msg = task.args.get("fail_msg", task.args.get("msg", "Assertion failed"))
-            return {"failed": True, "changed": False, "assertion": c, "evaluated_to": False, "msg": render(msg, v)}
+            return {
+                "failed": True,
+                "changed": False,
+                "assertion": c,
+                "evaluated_to": False,
+                "msg": render(msg, v),
+            }
     return {"changed": False, "msg": render(task.args.get("success_msg", "All assertions passed"), v)}
 
 
 def a_fail(hp, task, v) -> dict:
-    return {"failed": True, "changed": False, "msg": render(task.args.get("msg", "Failed as requested from task"), v)}
+    return {
+        "failed": True,
+        "changed": False,
+        "msg": render(task.args.get("msg", "Failed as requested from task"), v),
+    }
 
 
 def a_pause(hp, task, v) -> dict:
     if "prompt" in task.args:
         return {"failed": True, "changed": False, "msg": "pause with a prompt is not supported by dccli"}
-    seconds = float(render(task.args.get("seconds", 0), v)) + 60 * float(render(task.args.get("minutes", 0), v))
+    seconds = float(render(task.args.get("seconds", 0), v)) + 60 * float(
+        render(task.args.get("minutes", 0), v)
+    )
     time.sleep(seconds)
     return {"changed": False, "delta": seconds}
 
@@ -83,8 +99,13 @@ def prepare_copy(task, args: dict, v: dict) -> dict:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise TemplateError(f"could not read template {path}: {exc.strerror or exc}") from None
-        tv = dict(v, template_path=str(path), template_host=os.uname().nodename,
-                  template_destpath=args.get("dest"), ansible_managed="Ansible managed")
+        tv = dict(
+            v,
+            template_path=str(path),
+            template_host=os.uname().nodename,
+            template_destpath=args.get("dest"),
+            ansible_managed="Ansible managed",
+        )
         data = render_file(text, tv).encode()
         for k in ("newline_sequence", "trim_blocks", "lstrip_blocks", "output_encoding", "validate"):
             args.pop(k, None)
@@ -98,7 +119,9 @@ def prepare_copy(task, args: dict, v: dict) -> dict:
     elif "src" in args:
         path = find_source(task, str(args.pop("src")), "files")
         if path.is_dir():
-            raise TemplateError(f"copy of a directory ({path}) is not supported by dccli; copy files one by one")
+            raise TemplateError(
+                f"copy of a directory ({path}) is not supported by dccli; copy files one by one"
+            )
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -112,7 +135,12 @@ def prepare_copy(task, args: dict, v: dict) -> dict:
 
 def loop_items(task, v: dict) -> list:
     loop = task.loop
-    if isinstance(loop, list) and len(loop) == 1 and isinstance(loop[0], tuple) and loop[0][0] == "__flatten__":
+    if (
+        isinstance(loop, list)
+        and len(loop) == 1
+        and isinstance(loop[0], tuple)
+        and loop[0][0] == "__flatten__"
+    ):
         items = render(loop[0][1], v)
         out: list = []
         for it in items:

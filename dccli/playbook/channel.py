@@ -8,6 +8,7 @@ use the results of earlier tasks (register, when, loops) without a new session p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -19,7 +20,7 @@ from typing import Any
 
 from dccli.errors import TransportError
 
-_REMOTE_FILES = ("core.py", "files.py", "commands.py", "packages.py")
+_REMOTE_FILES = ("core.py", "files.py", "lines.py", "commands.py", "packages.py", "fetch.py")
 
 
 @lru_cache(maxsize=1)
@@ -27,11 +28,15 @@ def program() -> tuple[str, bytes]:
     core = resources.files("dccli.remote").joinpath("helper.py").read_bytes()
     root = resources.files("dccli.playbook.remote")
     parts = [core]
-    parts += [b"\n# --- playbook/" + n.encode() + b"\n" + root.joinpath(n).read_bytes() for n in _REMOTE_FILES]
+    parts += [
+        b"\n# --- playbook/" + n.encode() + b"\n" + root.joinpath(n).read_bytes() for n in _REMOTE_FILES
+    ]
     parts.append(b"\npb_main()\n")
     packed = zlib.compress(b"".join(parts), 9)
-    command = ("python3 -c 'import sys,zlib;"
-               f"exec(compile(zlib.decompress(sys.stdin.buffer.read({len(packed)})),\"dccli-playbook\",\"exec\"))'")
+    command = (
+        "python3 -c 'import sys,zlib;"
+        f'exec(compile(zlib.decompress(sys.stdin.buffer.read({len(packed)})),"dccli-playbook","exec"))\''
+    )
     return command, packed
 
 
@@ -55,23 +60,42 @@ class Session:
                 self._chan.exec_command(command)
                 self._chan.sendall(packed)
             else:  # connection: local
-                self._proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE,
-                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                self._proc = subprocess.Popen(
+                    ["/bin/sh", "-c", command],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
                 assert self._proc.stdin is not None
                 self._proc.stdin.write(packed)
                 self._proc.stdin.flush()
         except Exception as exc:  # paramiko.SSHException, EOFError, OSError
-            raise TransportError(f"{self.name}: could not start the playbook session: {exc or type(exc).__name__}") from None
+            raise TransportError(
+                f"{self.name}: could not start the playbook session: {exc or type(exc).__name__}"
+            ) from None
         self.hello = self._read_event(timeout=60)
         if self.hello.get("ev") != "hello":
             raise TransportError(f"{self.name}: playbook session did not start: {self.hello}")
 
-    def call(self, kind: str, args: dict, *, check: bool = False, diff: bool = False,
-             env: dict | None = None, timeout: float | None = 3600) -> dict:
+    def call(
+        self,
+        kind: str,
+        args: dict,
+        *,
+        check: bool = False,
+        diff: bool = False,
+        env: dict | None = None,
+        timeout: float | None = 3600,
+    ) -> dict:
         """Run one module on the host; returns its result dict. TransportError if the host went away."""
         self._seq += 1
-        line = json.dumps({"id": self._seq, "kind": kind, "args": args, "check": check, "diff": diff,
-                           "env": env or {}}, separators=(",", ":")).encode() + b"\n"
+        line = (
+            json.dumps(
+                {"id": self._seq, "kind": kind, "args": args, "check": check, "diff": diff, "env": env or {}},
+                separators=(",", ":"),
+            ).encode()
+            + b"\n"
+        )
         self._write(line)
         while True:
             event = self._read_event(timeout)
@@ -81,10 +105,8 @@ class Session:
                 return event.get("data") or {}
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(TransportError):
             self._write(b'{"kind":"end"}\n')
-        except TransportError:
-            pass
         if self._chan is not None:
             self._chan.close()
         if self._proc is not None:
@@ -130,14 +152,12 @@ class Session:
 
     def _recv(self, deadline: float | None) -> bytes | None:
         if self._chan is not None:
-            import socket
-
             while True:
                 wait = 2.0 if deadline is None else max(0.01, min(2.0, deadline - time.monotonic()))
                 self._chan.settimeout(wait)
                 try:
                     return self._chan.recv(65536)
-                except socket.timeout:
+                except TimeoutError:
                     if not self._chan.get_transport().is_active():
                         return b""
                     if deadline is not None and time.monotonic() > deadline:

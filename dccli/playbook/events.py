@@ -44,10 +44,16 @@ class TaskDone:
     duration_s: float = 0.0
     summary: bool = False  # a loop's overall result, after its items' lines
 
-
     def to_dict(self) -> dict[str, Any]:
-        out = {"event": "task", "host": self.host, "task": self.task, "status": self.status, "where": self.where,
-               "handler": self.handler, "duration_s": round(self.duration_s, 4)}
+        out = {
+            "event": "task",
+            "host": self.host,
+            "task": self.task,
+            "status": self.status,
+            "where": self.where,
+            "handler": self.handler,
+            "duration_s": round(self.duration_s, 4),
+        }
         if self.summary:
             out["loop_summary"] = True
         if self.msg:

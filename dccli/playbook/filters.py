@@ -47,8 +47,14 @@ def to_float(value: Any, default: float = 0.0) -> float:
         return default
 
 
-def regex_replace(value: Any, pattern: str = "", replacement: str = "", ignorecase: bool = False,
-                  multiline: bool = False, count: int = 0) -> str:
+def regex_replace(
+    value: Any,
+    pattern: str = "",
+    replacement: str = "",
+    ignorecase: bool = False,
+    multiline: bool = False,
+    count: int = 0,
+) -> str:
     flags = (re.I if ignorecase else 0) | (re.M if multiline else 0)
     return re.sub(pattern, replacement, str(value), count=count, flags=flags)
 
@@ -109,15 +115,25 @@ def items2dict(value: list, key_name: str = "key", value_name: str = "value") ->
 def to_yaml(value: Any, indent: int = 2, **kw: Any) -> str:
     import yaml
 
-    return yaml.safe_dump(_plain(value), default_flow_style=kw.get("default_flow_style"), indent=indent,
-                          allow_unicode=True, sort_keys=kw.get("sort_keys", True))
+    return yaml.safe_dump(
+        _plain(value),
+        default_flow_style=kw.get("default_flow_style"),
+        indent=indent,
+        allow_unicode=True,
+        sort_keys=kw.get("sort_keys", True),
+    )
 
 
 def to_nice_yaml(value: Any, indent: int = 4, **kw: Any) -> str:
     import yaml
 
-    return yaml.safe_dump(_plain(value), default_flow_style=False, indent=indent, allow_unicode=True,
-                          sort_keys=kw.get("sort_keys", True))
+    return yaml.safe_dump(
+        _plain(value),
+        default_flow_style=False,
+        indent=indent,
+        allow_unicode=True,
+        sort_keys=kw.get("sort_keys", True),
+    )
 
 
 def from_yaml(value: str) -> Any:
@@ -186,8 +202,22 @@ def _version_key(text: str) -> list:
 
 def version_compare(value: Any, other: Any, operator: str = "eq", strict: bool = False) -> bool:
     a, b = _version_key(value), _version_key(other)
-    ops = {"==": "eq", "=": "eq", "eq": "eq", "<": "lt", "lt": "lt", "<=": "le", "le": "le", ">": "gt",
-           "gt": "gt", ">=": "ge", "ge": "ge", "!=": "ne", "<>": "ne", "ne": "ne"}
+    ops = {
+        "==": "eq",
+        "=": "eq",
+        "eq": "eq",
+        "<": "lt",
+        "lt": "lt",
+        "<=": "le",
+        "le": "le",
+        ">": "gt",
+        "gt": "gt",
+        ">=": "ge",
+        "ge": "ge",
+        "!=": "ne",
+        "<>": "ne",
+        "ne": "ne",
+    }
     op = ops.get(operator)
     if op is None:
         raise ValueError(f"version: invalid operator {operator!r}")
@@ -208,37 +238,78 @@ def _result_test(key: str):
 
 
 FILTERS = {
-    "bool": to_bool, "int": to_int, "float": to_float, "string": str, "regex_replace": regex_replace,
-    "regex_search": regex_search, "regex_findall": regex_findall, "regex_escape": re.escape,
-    "basename": os.path.basename, "dirname": os.path.dirname, "expanduser": os.path.expanduser,
-    "realpath": os.path.realpath, "splitext": lambda v: list(os.path.splitext(v)),
-    "to_json": to_json, "to_nice_json": to_nice_json, "from_json": json.loads, "to_yaml": to_yaml,
-    "to_nice_yaml": to_nice_yaml, "from_yaml": from_yaml, "combine": combine, "dict2items": dict2items,
-    "items2dict": items2dict, "quote": lambda v: shlex.quote(str(v)),
+    "bool": to_bool,
+    "int": to_int,
+    "float": to_float,
+    "string": str,
+    "regex_replace": regex_replace,
+    "regex_search": regex_search,
+    "regex_findall": regex_findall,
+    "regex_escape": re.escape,
+    "basename": os.path.basename,
+    "dirname": os.path.dirname,
+    "expanduser": os.path.expanduser,
+    "realpath": os.path.realpath,
+    "splitext": lambda v: list(os.path.splitext(v)),
+    "to_json": to_json,
+    "to_nice_json": to_nice_json,
+    "from_json": json.loads,
+    "to_yaml": to_yaml,
+    "to_nice_yaml": to_nice_yaml,
+    "from_yaml": from_yaml,
+    "combine": combine,
+    "dict2items": dict2items,
+    "items2dict": items2dict,
+    "quote": lambda v: shlex.quote(str(v)),
     "b64encode": lambda v: base64.b64encode(str(v).encode()).decode(),
     "b64decode": lambda v: base64.b64decode(str(v)).decode("utf-8", "replace"),
-    "hash": hash_filter, "checksum": lambda v: hash_filter(v, "sha1"), "md5": lambda v: hash_filter(v, "md5"),
-    "sha1": lambda v: hash_filter(v, "sha1"), "unique": unique, "flatten": flatten, "ternary": ternary,
-    "mandatory": mandatory, "type_debug": lambda v: type(v).__name__,
+    "hash": hash_filter,
+    "checksum": lambda v: hash_filter(v, "sha1"),
+    "md5": lambda v: hash_filter(v, "md5"),
+    "sha1": lambda v: hash_filter(v, "sha1"),
+    "unique": unique,
+    "flatten": flatten,
+    "ternary": ternary,
+    "mandatory": mandatory,
+    "type_debug": lambda v: type(v).__name__,
     "difference": lambda a, b: [x for x in unique(a) if x not in b],
-    "intersect": lambda a, b: [x for x in unique(a) if x in b], "union": lambda a, b: unique(list(a) + list(b)),
+    "intersect": lambda a, b: [x for x in unique(a) if x in b],
+    "union": lambda a, b: unique(list(a) + list(b)),
     "symmetric_difference": lambda a, b: [x for x in unique(list(a) + list(b)) if (x in a) != (x in b)],
-    "version_compare": version_compare, "zip": lambda a, *b: [list(t) for t in zip(a, *b, strict=False)],
+    "version_compare": version_compare,
+    "zip": lambda a, *b: [list(t) for t in zip(a, *b, strict=False)],
 }
 
 TESTS = {
-    "version": version_compare, "version_compare": version_compare,
-    "match": lambda v, p, ignorecase=False, multiline=False: re.match(
-        p, str(v), (re.I if ignorecase else 0) | (re.M if multiline else 0)) is not None,
-    "search": lambda v, p, ignorecase=False, multiline=False: re.search(
-        p, str(v), (re.I if ignorecase else 0) | (re.M if multiline else 0)) is not None,
-    "regex": lambda v, p, ignorecase=False, multiline=False, match_type="search": getattr(re, match_type)(
-        p, str(v), (re.I if ignorecase else 0) | (re.M if multiline else 0)) is not None,
-    "failed": _result_test("failed"), "failure": _result_test("failed"), "succeeded": _result_test("succeeded"),
-    "success": _result_test("succeeded"), "successful": _result_test("succeeded"),
-    "changed": _result_test("changed"), "change": _result_test("changed"), "skipped": _result_test("skipped"),
-    "skip": _result_test("skipped"), "truthy": lambda v: bool(v), "falsy": lambda v: not v,
-    "contains": lambda seq, item: item in seq, "subset": lambda a, b: set(a) <= set(b),
-    "superset": lambda a, b: set(a) >= set(b), "file": os.path.isfile, "directory": os.path.isdir,
-    "exists": os.path.exists, "link": os.path.islink, "abs": os.path.isabs,
+    "version": version_compare,
+    "version_compare": version_compare,
+    "match": lambda v, p, ignorecase=False, multiline=False: (
+        re.match(p, str(v), (re.I if ignorecase else 0) | (re.M if multiline else 0)) is not None
+    ),
+    "search": lambda v, p, ignorecase=False, multiline=False: (
+        re.search(p, str(v), (re.I if ignorecase else 0) | (re.M if multiline else 0)) is not None
+    ),
+    "regex": lambda v, p, ignorecase=False, multiline=False, match_type="search": (
+        getattr(re, match_type)(p, str(v), (re.I if ignorecase else 0) | (re.M if multiline else 0))
+        is not None
+    ),
+    "failed": _result_test("failed"),
+    "failure": _result_test("failed"),
+    "succeeded": _result_test("succeeded"),
+    "success": _result_test("succeeded"),
+    "successful": _result_test("succeeded"),
+    "changed": _result_test("changed"),
+    "change": _result_test("changed"),
+    "skipped": _result_test("skipped"),
+    "skip": _result_test("skipped"),
+    "truthy": lambda v: bool(v),
+    "falsy": lambda v: not v,
+    "contains": lambda seq, item: item in seq,
+    "subset": lambda a, b: set(a) <= set(b),
+    "superset": lambda a, b: set(a) >= set(b),
+    "file": os.path.isfile,
+    "directory": os.path.isdir,
+    "exists": os.path.exists,
+    "link": os.path.islink,
+    "abs": os.path.isabs,
 }

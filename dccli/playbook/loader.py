@@ -7,7 +7,6 @@ feature, bad YAML. Names used in templates are checked separately (names.py) onc
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,16 @@ from dccli.inventory.yamlnodes import Source, YNode, parse
 from dccli.playbook import modules as M
 from dccli.playbook.model import Block, Node, Play, Playbook, Task, Where
 
-_FREE_FORM_KV = {"creates", "removes", "chdir", "executable", "stdin", "warn", "stdin_add_newline",
-                 "strip_empty_ends"}
+_FREE_FORM_KV = {
+    "creates",
+    "removes",
+    "chdir",
+    "executable",
+    "stdin",
+    "warn",
+    "stdin_add_newline",
+    "strip_empty_ends",
+}
 
 
 def plain(node: YNode | None) -> Any:
@@ -37,8 +44,13 @@ class _Loader:
         self.base_dir = str(path.parent)
 
     def err(self, message: str, at: YNode | None, key: str | None = None) -> InputError:
-        return InputError(message, path=str(self.path), line=at.line if at else None,
-                          column=at.column if at else None, key=key)
+        return InputError(
+            message,
+            path=str(self.path),
+            line=at.line if at else None,
+            column=at.column if at else None,
+            key=key,
+        )
 
     def where(self, node: YNode) -> Where:
         return Where(str(self.path), node.line, node.column)
@@ -83,15 +95,24 @@ class _Loader:
             if "{{" not in vf:
                 static.update(self.load_vars_file(vf, v["vars_files"].value[i]))
         return Play(
-            hosts=str(hosts), where=self.where(node), name=plain(v.get("name")),
-            tasks=tuple(tasks), handlers=handlers,  # type: ignore[arg-type]
-            vars=self.mapping(v.get("vars"), "vars"), vars_files=vars_files, vars_from_files=static,
+            hosts=str(hosts),
+            where=self.where(node),
+            name=plain(v.get("name")),
+            tasks=tuple(tasks),
+            handlers=handlers,  # type: ignore[arg-type]
+            vars=self.mapping(v.get("vars"), "vars"),
+            vars_files=vars_files,
+            vars_from_files=static,
             gather_facts=plain(v["gather_facts"]) if "gather_facts" in v else True,
-            serial=plain(v.get("serial")), max_fail_percentage=plain(v.get("max_fail_percentage")),
-            any_errors_fatal=plain(v.get("any_errors_fatal")) or False, become=plain(v.get("become")) or False,
+            serial=plain(v.get("serial")),
+            max_fail_percentage=plain(v.get("max_fail_percentage")),
+            any_errors_fatal=plain(v.get("any_errors_fatal")) or False,
+            become=plain(v.get("become")) or False,
             become_user=str(plain(v.get("become_user")) or "root"),
             environment=self.mapping(v.get("environment"), "environment"),
-            tags=self.tags(v.get("tags")), check_mode=plain(v.get("check_mode")), base_dir=self.base_dir,
+            tags=self.tags(v.get("tags")),
+            check_mode=plain(v.get("check_mode")),
+            base_dir=self.base_dir,
         )
 
     def load_vars_file(self, rel: str, at: YNode) -> dict[str, Any]:
@@ -123,15 +144,26 @@ class _Loader:
         if "block" in v:
             self.check_keys(node, M.BLOCK_KEYWORDS, "block keyword")
             return Block(
-                block=tuple(self.task_list(v["block"], "block")), where=self.where(node),
+                block=tuple(self.task_list(v["block"], "block")),
+                where=self.where(node),
                 rescue=tuple(self.task_list(v.get("rescue"), "rescue")),
                 always=tuple(self.task_list(v.get("always"), "always")),
-                name=plain(v.get("name")), when=self.when(v.get("when")), tags=self.tags(v.get("tags")),
-                vars=self.mapping(v.get("vars"), "vars"), environment=self.mapping(v.get("environment"), "environment"),
-                become=plain(v.get("become")), become_user=plain(v.get("become_user")),
-                ignore_errors=plain(v.get("ignore_errors")), check_mode=plain(v.get("check_mode")),
+                name=plain(v.get("name")),
+                when=self.when(v.get("when")),
+                tags=self.tags(v.get("tags")),
+                vars=self.mapping(v.get("vars"), "vars"),
+                environment=self.mapping(v.get("environment"), "environment"),
+                become=plain(v.get("become")),
+                become_user=plain(v.get("become_user")),
+                ignore_errors=plain(v.get("ignore_errors")),
+                check_mode=plain(v.get("check_mode")),
             )
-        for inc in ("import_tasks", "include_tasks", "ansible.builtin.import_tasks", "ansible.builtin.include_tasks"):
+        for inc in (
+            "import_tasks",
+            "include_tasks",
+            "ansible.builtin.import_tasks",
+            "ansible.builtin.include_tasks",
+        ):
             if inc in v:
                 return self.include(node, inc)
         module_keys = [k for k in v if k not in M.TASK_KEYWORDS]
@@ -141,8 +173,11 @@ class _Loader:
             unknown = [k for k in module_keys if M.canonical(k) is None]
             key = unknown[0] if unknown else module_keys[1]
             if unknown:
-                raise self.err(f"unknown task keyword or module{M.suggest(key, [*M.SPECS, *M.TASK_KEYWORDS])}",
-                               node.keys[key], key)
+                raise self.err(
+                    f"unknown task keyword or module{M.suggest(key, [*M.SPECS, *M.TASK_KEYWORDS])}",
+                    node.keys[key],
+                    key,
+                )
             raise self.err(f"a task calls one module (found {', '.join(module_keys)})", node.keys[key], key)
         mkey = module_keys[0]
         name = M.canonical(mkey)
@@ -172,22 +207,38 @@ class _Loader:
         lc = self.mapping(v.get("loop_control"), "loop_control")
         unknown = set(lc) - {"loop_var", "label", "index_var", "pause", "extended", "extended_allitems"}
         if unknown:
-            raise self.err(f"unknown loop_control option {sorted(unknown)[0]!r}", v["loop_control"], "loop_control")
+            raise self.err(
+                f"unknown loop_control option {sorted(unknown)[0]!r}", v["loop_control"], "loop_control"
+            )
         if handler and plain(v.get("name")) is None and "listen" not in v:
             raise self.err("a handler needs a name (or listen)", node)
         return Task(
-            module=spec.name, args=args, where=self.where(node), name=plain(v.get("name")),
-            when=self.when(v.get("when")), register=plain(v.get("register")),
-            changed_when=plain(v.get("changed_when")), failed_when=plain(v.get("failed_when")),
-            ignore_errors=plain(v.get("ignore_errors")) or False, loop=loop,
-            loop_var=str(lc.get("loop_var", "item")), loop_label=lc.get("label"), index_var=lc.get("index_var"),
+            module=spec.name,
+            args=args,
+            where=self.where(node),
+            name=plain(v.get("name")),
+            when=self.when(v.get("when")),
+            register=plain(v.get("register")),
+            changed_when=plain(v.get("changed_when")),
+            failed_when=plain(v.get("failed_when")),
+            ignore_errors=plain(v.get("ignore_errors")) or False,
+            loop=loop,
+            loop_var=str(lc.get("loop_var", "item")),
+            loop_label=lc.get("label"),
+            index_var=lc.get("index_var"),
             notify=tuple(str(n) for n in self.flat_list(v.get("notify"), "notify")),
             listen=tuple(str(n) for n in self.flat_list(v.get("listen"), "listen")),
-            tags=self.tags(v.get("tags")), check_mode=plain(v.get("check_mode")), diff=plain(v.get("diff")),
-            vars=self.mapping(v.get("vars"), "vars"), environment=self.mapping(v.get("environment"), "environment"),
-            become=plain(v.get("become")), become_user=plain(v.get("become_user")),
-            until=plain(v.get("until")), retries=plain(v.get("retries")) if "retries" in v else 3,
-            delay=plain(v.get("delay")) if "delay" in v else 5, no_log=bool(plain(v.get("no_log"))),
+            tags=self.tags(v.get("tags")),
+            check_mode=plain(v.get("check_mode")),
+            diff=plain(v.get("diff")),
+            vars=self.mapping(v.get("vars"), "vars"),
+            environment=self.mapping(v.get("environment"), "environment"),
+            become=plain(v.get("become")),
+            become_user=plain(v.get("become_user")),
+            until=plain(v.get("until")),
+            retries=plain(v.get("retries")) if "retries" in v else 3,
+            delay=plain(v.get("delay")) if "delay" in v else 5,
+            no_log=bool(plain(v.get("no_log"))),
             base_dir=self.base_dir,
         )
 
@@ -211,8 +262,14 @@ class _Loader:
             raise
         body = tuple(sub.task_list(root, "tasks")) if root is not None else ()
         v = node.value
-        return Block(block=body, where=self.where(node), name=plain(v.get("name")), when=self.when(v.get("when")),
-                     tags=self.tags(v.get("tags")), vars=self.mapping(v.get("vars"), "vars"))
+        return Block(
+            block=body,
+            where=self.where(node),
+            name=plain(v.get("name")),
+            when=self.when(v.get("when")),
+            tags=self.tags(v.get("tags")),
+            vars=self.mapping(v.get("vars"), "vars"),
+        )
 
     def module_args(self, spec: M.ModuleSpec, node: YNode, key: str) -> dict[str, Any]:
         if node.kind == "map":
@@ -236,16 +293,20 @@ class _Loader:
             return
         for arg, knode in node.keys.items():
             if arg not in spec.args:
-                raise self.err(f"unknown argument {arg!r} for module {spec.name}{M.suggest(arg, spec.args)}",
-                               knode, f"{key}.{arg}")
+                raise self.err(
+                    f"unknown argument {arg!r} for module {spec.name}{M.suggest(arg, spec.args)}",
+                    knode,
+                    f"{key}.{arg}",
+                )
 
     def check_arg_names(self, spec: M.ModuleSpec, args: dict, node: YNode, key: str) -> None:
         if spec.name == "set_fact":
             return
         for arg in args:
             if arg not in spec.args:
-                raise self.err(f"unknown argument {arg!r} for module {spec.name}{M.suggest(arg, spec.args)}",
-                               node, key)
+                raise self.err(
+                    f"unknown argument {arg!r} for module {spec.name}{M.suggest(arg, spec.args)}", node, key
+                )
 
     # -- small shapes ----------------------------------------------------------------------------
     def check_keys(self, node: YNode, allowed: frozenset[str], what: str) -> None:
@@ -295,7 +356,7 @@ def _spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     quote, depth, start, i = "", 0, None, 0
     while i < len(text):
-        c, two = text[i], text[i:i + 2]
+        c, two = text[i], text[i : i + 2]
         if not quote and two in ("{{", "{%"):
             depth += 1
             start = i if start is None else start
@@ -312,7 +373,7 @@ def _spans(text: str) -> list[tuple[int, int]]:
         else:
             start = i if start is None else start
             if c in "'\"" and not depth:
-                quote = "" if quote == c else (c if not quote else quote)
+                quote = "" if quote == c else (quote if quote else c)
         i += 1
     if quote:
         raise ValueError("unbalanced quotes")

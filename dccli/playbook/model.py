@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 EMPTY: Mapping[str, Any] = {}
 
@@ -47,7 +47,9 @@ class Task:
     retries: Any = 3
     delay: Any = 5
     no_log: bool = False
-    base_dir: str = "."  # directory of the file that holds the task: copy src and template src are relative to it
+    base_dir: str = (
+        "."  # directory of the file that holds the task: copy src and template src are relative to it
+    )
 
     @property
     def display_name(self) -> str:
@@ -71,7 +73,7 @@ class Block:
     check_mode: Any = None
 
 
-Node = Union[Task, Block]
+Node = Task | Block
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,9 @@ class Play:
     handlers: tuple[Task, ...] = ()
     vars: Mapping[str, Any] = field(default_factory=lambda: EMPTY, hash=False)
     vars_files: tuple[str, ...] = ()  # paths, relative to the playbook, loaded at run time per host
-    vars_from_files: Mapping[str, Any] = field(default_factory=lambda: EMPTY, hash=False)  # static ones, loaded
+    vars_from_files: Mapping[str, Any] = field(
+        default_factory=lambda: EMPTY, hash=False
+    )  # static ones, loaded
     gather_facts: Any = True
     serial: Any = None  # None, int, "30%", or a list of them
     max_fail_percentage: Any = None

@@ -15,8 +15,26 @@ from dccli.playbook.modules import suggest
 from dccli.playbook.templating import TemplateError, expression_names, unguarded_names
 from dccli.playbook.vars import MAGIC
 
-_JINJA_GLOBALS = {"range", "lipsum", "dict", "cycler", "joiner", "namespace", "loop", "true", "false", "none",
-                  "True", "False", "None", "lookup", "query", "q", "now", "undef"}
+_JINJA_GLOBALS = {
+    "range",
+    "lipsum",
+    "dict",
+    "cycler",
+    "joiner",
+    "namespace",
+    "loop",
+    "true",
+    "false",
+    "none",
+    "True",
+    "False",
+    "None",
+    "lookup",
+    "query",
+    "q",
+    "now",
+    "undef",
+}
 
 
 def walk(nodes: Iterable[Node]) -> Iterable[Task | Block]:
@@ -67,11 +85,24 @@ def _check_play(play: Play, known: set[str]) -> None:
             value = getattr(n, key)
             if value is not None and not isinstance(value, bool):
                 extra = {n.register} if n.register else set()
-                _names(value if isinstance(value, list) else [value], n.where, known | extra | {"rc", "stdout",
-                       "stderr", "stdout_lines", "stderr_lines", "changed", "failed"}, key, expression=True)
+                _names(
+                    value if isinstance(value, list) else [value],
+                    n.where,
+                    known
+                    | extra
+                    | {"rc", "stdout", "stderr", "stdout_lines", "stderr_lines", "changed", "failed"},
+                    key,
+                    expression=True,
+                )
         if n.loop is not None:
-            _names(n.loop if not isinstance(n.loop, list) or not n.loop or not isinstance(n.loop[0], tuple)
-                   else n.loop[0][1], n.where, known, "loop")
+            _names(
+                n.loop
+                if not isinstance(n.loop, list) or not n.loop or not isinstance(n.loop[0], tuple)
+                else n.loop[0][1],
+                n.where,
+                known,
+                "loop",
+            )
         if n.module == "assert":
             that = n.args.get("that")
             _names(that if isinstance(that, list) else [that], n.where, known, "assert.that", expression=True)
@@ -91,5 +122,10 @@ def _names(value: Any, where, known: set[str], key: str, expression: bool = Fals
     missing = sorted(u for u in used if u not in known and not u.startswith(("ansible_", "dccli_")))
     if missing:
         name = missing[0]
-        raise InputError(f"undefined variable {name!r}{suggest(name, known)}", path=where.path, line=where.line,
-                         column=where.column, key=key)
+        raise InputError(
+            f"undefined variable {name!r}{suggest(name, known)}",
+            path=where.path,
+            line=where.line,
+            column=where.column,
+            key=key,
+        )

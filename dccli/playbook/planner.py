@@ -35,7 +35,7 @@ def batches(hosts: list, serial: Any) -> list[list]:
     k = 0
     while i < len(hosts):
         size = sizes[min(k, len(sizes) - 1)]
-        out.append(list(hosts[i:i + size]))
+        out.append(list(hosts[i : i + size]))
         i += size
         k += 1
     return out
@@ -45,7 +45,7 @@ def _size(value: Any, total: int) -> int:
     text = str(value).strip()
     try:
         if text.endswith("%"):
-            return max(1, int(math.floor(total * float(text[:-1]) / 100.0)))
+            return max(1, math.floor(total * float(text[:-1]) / 100.0))
         n = int(text)
     except ValueError:
         raise UsageError(f"serial: {value!r} is not a number or a percentage") from None

@@ -35,8 +35,9 @@ def plan_hosts(playbooks: list[Playbook], inventory, selected: list, options: Op
     return out
 
 
-def run_playbooks(plan: list[tuple], inventory, pool, options: Options, *, forks: int,
-                  emit: Callable[[Any], None]) -> RunResult:
+def run_playbooks(
+    plan: list[tuple], inventory, pool, options: Options, *, forks: int, emit: Callable[[Any], None]
+) -> RunResult:
     state: dict[str, dict[str, Any]] = {}
     result = RunResult(stats={})
     for _play, hosts, _s, _m in plan:
@@ -67,6 +68,9 @@ def run_playbooks(plan: list[tuple], inventory, pool, options: Options, *, forks
                 return fate, stats
 
             group = fan_out(batch, work, forks=forks)
+            if group.interrupted:
+                run.abort.set()  # Ctrl-C: hosts still running stop before their next task
+                raise KeyboardInterrupt
             failed = 0
             for o in group.outcomes:
                 if o.value is not None:
@@ -80,16 +84,29 @@ def run_playbooks(plan: list[tuple], inventory, pool, options: Options, *, forks
                 if status != OK:
                     result.fates[o.host] = status if status in (UNREACHABLE, "auth") else FAILED
                     failed += 1
-            if group.interrupted:
-                raise KeyboardInterrupt
-            if run.abort.is_set() or (len(batches) > 1 or max_fail is not None) and \
-                    failed and planner.batch_aborts(failed, len(batch), max_fail):
+            if run.abort.is_set() or (
+                (len(batches) > 1 or max_fail is not None)
+                and failed
+                and planner.batch_aborts(failed, len(batch), max_fail)
+            ):
                 rest = [h.name for b in batches[n:] for h in b]
-                why = ("any_errors_fatal" if run.abort.is_set() else "max_fail_percentage"
-                       if failed < len(batch) else "every host of the batch failing")
-                safe_emit(Notice(None, f"play {play.name or play.hosts!r} stopped by {why}"
-                                 + (f"; not run on {len(rest)} more hosts" if rest else "")))
-                for h in [h for b in batches[n:] for h in b] + ([x for x in batch] if run.abort.is_set() else []):
+                why = (
+                    "any_errors_fatal"
+                    if run.abort.is_set()
+                    else "max_fail_percentage"
+                    if failed < len(batch)
+                    else "every host of the batch failing"
+                )
+                safe_emit(
+                    Notice(
+                        None,
+                        f"play {play.name or play.hosts!r} stopped by {why}"
+                        + (f"; not run on {len(rest)} more hosts" if rest else ""),
+                    )
+                )
+                for h in [h for b in batches[n:] for h in b] + (
+                    [x for x in batch] if run.abort.is_set() else []
+                ):
                     result.fates.setdefault(h.name, FAILED)
                 return result
     return result
@@ -106,7 +123,9 @@ def _play_level(play: Play, inventory, options: Options) -> tuple[Any, Any]:
         return render(play.serial, v), render(play.max_fail_percentage, v)
     except TemplateError as exc:
         w = play.where
-        raise InputError(f"serial/max_fail_percentage: {exc}", path=w.path, line=w.line, column=w.column) from None
+        raise InputError(
+            f"serial/max_fail_percentage: {exc}", path=w.path, line=w.line, column=w.column
+        ) from None
 
 
 def _add(total: HostStats, part: HostStats) -> None:

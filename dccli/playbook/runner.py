@@ -7,9 +7,7 @@ counts them; handlers run at the end of the play or at `meta: flush_handlers`, o
 
 from __future__ import annotations
 
-import base64
-import json
-import os
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -126,7 +124,7 @@ class HostPlay:
             if self.run_.abort.is_set():
                 raise HostFailed()
             if isinstance(node, Block):
-                self.run_block(node, parents + (node,))
+                self.run_block(node, (*parents, node))
             else:
                 self.run_task(node, parents)
 
@@ -143,7 +141,8 @@ class HostPlay:
                 failed_task, failed_result = self.last_failure
                 self.run_.state[self.host.name]["set"].update(
                     ansible_failed_task={"name": failed_task.display_name, "action": failed_task.module},
-                    ansible_failed_result=failed_result)
+                    ansible_failed_result=failed_result,
+                )
             try:
                 self.run_nodes(block.rescue, chain)
             except HostFailed:
@@ -178,10 +177,8 @@ class HostPlay:
         self.current = name
         t0 = time.monotonic()
         base = task_vars(self.run_, self.host, chain, task)
-        try:
+        with contextlib.suppress(TemplateError):
             name = str(render(task.display_name, base)) if "{{" in task.display_name else name
-        except TemplateError:
-            pass
         when = [c for b in chain for c in b.when] + list(task.when)
         ignore = self.ignore_errors(task, chain, base)
         try:
@@ -192,10 +189,22 @@ class HostPlay:
             if task.loop is None:
                 if when and not condition(when, base):
                     self.stats.skipped += 1
-                    self.emit_done(name, "skipped", where=str(task.where), handler=handler,
-                                   msg="Conditional result was False")
-                    self.register(task, {"changed": False, "skipped": True,
-                                         "skip_reason": "Conditional result was False", "false_condition": when[-1]})
+                    self.emit_done(
+                        name,
+                        "skipped",
+                        where=str(task.where),
+                        handler=handler,
+                        msg="Conditional result was False",
+                    )
+                    self.register(
+                        task,
+                        {
+                            "changed": False,
+                            "skipped": True,
+                            "skip_reason": "Conditional result was False",
+                            "false_condition": when[-1],
+                        },
+                    )
                     return
                 result = self.execute(task, chain, base)
             else:
@@ -217,14 +226,29 @@ class HostPlay:
                     break
         return bool(actions.truthy(render(value, v) if isinstance(value, str) else value))
 
-    def finish(self, task: Task, name: str, result: dict, ignore: bool, handler: bool, duration: float,
-               chain: tuple[Block, ...]) -> None:
+    def finish(
+        self,
+        task: Task,
+        name: str,
+        result: dict,
+        ignore: bool,
+        handler: bool,
+        duration: float,
+        chain: tuple[Block, ...],
+    ) -> None:
         summary = task.loop is not None
         if result.get("skipped") and not result.get("failed"):
             self.stats.skipped += 1
             self.register(task, result)
-            self.emit_done(name, "skipped", where=str(task.where), handler=handler, result=result,
-                           msg=str(result.get("msg") or ""), summary=summary)
+            self.emit_done(
+                name,
+                "skipped",
+                where=str(task.where),
+                handler=handler,
+                result=result,
+                msg=str(result.get("msg") or ""),
+                summary=summary,
+            )
             return
         self.register(task, result)
         failed = bool(result.get("failed"))
@@ -232,8 +256,16 @@ class HostPlay:
         if failed and not ignore:
             self.stats.failed += 1
             self.last_failure = (task, result)
-            self.emit_done(name, "failed", where=str(task.where), handler=handler, result=result,
-                           msg=actions.failure_text(result), duration_s=duration, summary=summary)
+            self.emit_done(
+                name,
+                "failed",
+                where=str(task.where),
+                handler=handler,
+                result=result,
+                msg=actions.failure_text(result),
+                duration_s=duration,
+                summary=summary,
+            )
             if actions.truthy(self.play.any_errors_fatal):
                 self.run_.abort.set()
             raise HostFailed()
@@ -246,9 +278,16 @@ class HostPlay:
                 if n not in self.notified:
                     self.notified.append(n)
         status = "ignored" if failed else "changed" if changed else "ok"
-        self.emit_done(name, status, where=str(task.where), handler=handler, result=result,
-                       msg=actions.failure_text(result) if failed else actions.ok_text(task, result),
-                       duration_s=duration, summary=summary)
+        self.emit_done(
+            name,
+            status,
+            where=str(task.where),
+            handler=handler,
+            result=result,
+            msg=actions.failure_text(result) if failed else actions.ok_text(task, result),
+            duration_s=duration,
+            summary=summary,
+        )
 
     def register(self, task: Task, result: dict) -> None:
         if task.register:
@@ -274,14 +313,36 @@ class HostPlay:
             r[task.loop_var] = item
             r["ansible_loop_var"] = task.loop_var
             results.append(r)
-            status = ("failed" if r.get("failed") else "skipped" if r.get("skipped")
-                      else "changed" if r.get("changed") else "ok")
-            self.emit_done(name, status, where=str(task.where), item=label, handler=handler, result=r,
-                           msg=actions.failure_text(r) if r.get("failed") else "")
+            status = (
+                "failed"
+                if r.get("failed")
+                else "skipped"
+                if r.get("skipped")
+                else "changed"
+                if r.get("changed")
+                else "ok"
+            )
+            self.emit_done(
+                name,
+                status,
+                where=str(task.where),
+                item=label,
+                handler=handler,
+                result=r,
+                msg=actions.failure_text(r) if r.get("failed") else "",
+            )
         if not results:
-            return {"changed": False, "skipped": True, "skipped_reason": "No items in the list", "results": []}
-        out: dict[str, Any] = {"results": results, "msg": "All items completed", "changed": any(
-            r.get("changed") for r in results)}
+            return {
+                "changed": False,
+                "skipped": True,
+                "skipped_reason": "No items in the list",
+                "results": [],
+            }
+        out: dict[str, Any] = {
+            "results": results,
+            "msg": "All items completed",
+            "changed": any(r.get("changed") for r in results),
+        }
         if all(r.get("skipped") for r in results):
             out["skipped"] = True
         if any(r.get("failed") for r in results):
@@ -316,7 +377,9 @@ class HostPlay:
         if task.changed_when is None and task.failed_when is None:
             return
         probe = dict(v)
-        probe.update({k: val for k, val in result.items() if isinstance(k, str)})  # `rc`, `stdout` bare, as Ansible
+        probe.update(
+            {k: val for k, val in result.items() if isinstance(k, str)}
+        )  # `rc`, `stdout` bare, as Ansible
         if task.register:
             probe[task.register] = result
         if task.changed_when is not None:
@@ -345,7 +408,9 @@ class HostPlay:
         if task.module in ("copy", "template"):
             args = actions.prepare_copy(task, args, v)
         elif task.module == "reboot":
-            return self.reboot(args, check)
+            from dccli.playbook.reboot import reboot
+
+            return reboot(self, args, check)
         elif task.module in actions.PREPARE:
             args = actions.PREPARE[task.module](self, task, args, v)
         kind = "service" if task.module in ("systemd", "systemd_service") else task.module
@@ -368,79 +433,3 @@ class HostPlay:
             raise EndPlay()
         elif action == "clear_host_errors":
             self.failed = False
-
-    # -- reboot ----------------------------------------------------------------------------------
-    def reboot(self, args: dict, check: bool) -> dict:
-        from dccli.playbook.channel import Session
-
-        if check:
-            return {"changed": True, "rebooted": False, "msg": "would reboot (check mode)"}
-        t0 = time.monotonic()
-        before = self.session.call("boot_id", {})["boot_id"]
-        time.sleep(float(args.get("pre_reboot_delay", 0)))
-        lab = None if args.get("reboot_command") else lab_of(self.run_.inventory, self.host.name)
-        if lab is not None:
-            # A lab host has no kernel of its own to reboot: `dccli lab reboot` restarts its namespaces
-            # (disk kept, new boot id), from the control node. Serialized: it rewrites lab.json.
-            from dccli.errors import LabError
-            from dccli.lab.reboot import reboot as lab_reboot
-
-            self.session.close()
-            with _LAB_REBOOT_LOCK:
-                try:
-                    lab_reboot(lab, self.host.name)
-                except LabError as exc:
-                    return {"failed": True, "changed": False, "rebooted": False, "msg": f"lab reboot: {exc}"}
-        else:
-            cmd = args.get("reboot_command") or "shutdown -r now"
-            self.session.call("reboot_trigger", {"reboot_command": cmd})
-            self.session.close()
-        deadline = t0 + float(args.get("reboot_timeout", 600))
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            time.sleep(2)
-            try:
-                self.session = Session(self.pool.get(self.host), become=self.needs_become())
-                now = self.session.call("boot_id", {})["boot_id"]
-            except TransportError as exc:
-                last = str(exc)
-                continue
-            if now and now != before:
-                time.sleep(float(args.get("post_reboot_delay", 0)))
-                test = args.get("test_command") or "whoami"
-                res = self.session.call("shell", {"_raw_params": test})
-                if res.get("rc") != 0:
-                    return {"failed": True, "changed": True, "rebooted": True,
-                            "msg": f"test_command {test!r} failed after reboot: {res.get('stderr')}"}
-                return {"changed": True, "rebooted": True, "elapsed": int(time.monotonic() - t0)}
-            self.session.close()
-            last = "boot id unchanged (the host has not rebooted yet)"
-        raise TransportError(f"{self.host.name}: did not come back from reboot within "
-                             f"{args.get('reboot_timeout', 600)}s ({last})")
-
-
-_LAB_REBOOT_LOCK = threading.Lock()
-
-
-def lab_of(inventory, host_name: str) -> str | None:
-    """The lab name when this inventory is a running lab's and the host is one of its hosts."""
-    cluster = getattr(inventory, "cluster", "") or ""
-    if not cluster.startswith("lab-"):
-        return None
-    from dccli.errors import DccliError
-    from dccli.lab import registry
-
-    try:
-        info = registry.load(cluster[4:])
-        info.host(host_name)
-    except (DccliError, KeyError, OSError):
-        return None
-    return info.name
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, indent=4, sort_keys=True, default=str)

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -20,7 +19,6 @@ from jinja2.runtime import Context, missing
 
 from dccli.playbook.filters import FILTERS, TESTS, to_bool
 
-_SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.S)
 _MAX_DEPTH = 40
 
 
@@ -93,8 +91,13 @@ def _needs_templating(value: Any, depth: int = 0) -> bool:
 
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    env = jinja2.Environment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False, trim_blocks=True,
-                             extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])
+    env = jinja2.Environment(
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+        trim_blocks=True,
+        extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
+    )
     env.context_class = _LazyContext
     env.filters.update(FILTERS)
     env.filters["d"] = env.filters["default"]
@@ -126,13 +129,28 @@ def _call(fn, vars: Mapping[str, Any]) -> Any:
         raise TemplateError(f"{type(exc).__name__}: {exc}") from None
 
 
+@lru_cache(maxsize=4096)
+def single_expression(source: str) -> str | None:
+    """The expression of a template that is exactly one `{{ ... }}` (so it yields a native value), else None."""
+    try:
+        tokens = list(environment().lex(source))
+    except jinja2.TemplateSyntaxError:
+        return None
+    if len(tokens) < 2 or tokens[0][1] != "variable_begin" or tokens[-1][1] != "variable_end":
+        return None
+    inner = tokens[1:-1]
+    if any(t[1] in ("variable_begin", "variable_end", "block_begin", "data", "comment_begin") for t in inner):
+        return None
+    return "".join(t[2] for t in inner)
+
+
 def render_string(source: str, vars: Mapping[str, Any]) -> Any:
     if not is_template(source):
         return source
-    single = _SINGLE.match(source)
-    if single:
+    single = single_expression(source)
+    if single is not None:
         try:
-            expr = _compile_expr(single.group("expr"))
+            expr = _compile_expr(single)
         except jinja2.TemplateSyntaxError:
             expr = None  # not a plain expression (e.g. contains a filter block): render as text
         if expr is not None:
@@ -186,9 +204,9 @@ def condition(expr: Any, vars: Mapping[str, Any]) -> bool:
     if expr is None:
         return False
     text = str(expr).strip()
-    single = _SINGLE.match(text)
-    if single:  # `when: "{{ x }}"` works in Ansible (with a warning): take the expression inside
-        text = single.group("expr").strip()
+    single = single_expression(text)
+    if single is not None:  # `when: "{{ x }}"` works in Ansible (with a warning): take the expression inside
+        text = single.strip()
     try:
         fn = _compile_expr(text)
     except jinja2.TemplateSyntaxError as exc:
@@ -226,9 +244,9 @@ def unguarded_names(source: Any) -> set[str]:
 
 def expression_names(expr: str) -> set[str]:
     text = str(expr)
-    single = _SINGLE.match(text)
-    if single:
-        text = single.group("expr")
+    single = single_expression(text)
+    if single is not None:
+        text = single
     return unguarded_names("{{ " + text + " }}")
 
 

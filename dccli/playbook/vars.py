@@ -12,13 +12,37 @@ from typing import Any
 
 from dccli.inventory.model import thaw
 
-MAGIC = frozenset({
-    "inventory_hostname", "inventory_hostname_short", "groups", "group_names", "hostvars", "play_hosts",
-    "ansible_play_hosts", "ansible_play_hosts_all", "ansible_play_batch", "ansible_check_mode",
-    "ansible_diff_mode", "omit", "playbook_dir", "ansible_host", "ansible_port", "ansible_user", "ansible_facts",
-    "ansible_play_name", "ansible_run_tags", "ansible_skip_tags", "ansible_version", "ansible_loop_var",
-    "ansible_failed_task", "ansible_failed_result", "item", "environment", "ansible_env",
-})
+MAGIC = frozenset(
+    {
+        "inventory_hostname",
+        "inventory_hostname_short",
+        "groups",
+        "group_names",
+        "hostvars",
+        "play_hosts",
+        "ansible_play_hosts",
+        "ansible_play_hosts_all",
+        "ansible_play_batch",
+        "ansible_check_mode",
+        "ansible_diff_mode",
+        "omit",
+        "playbook_dir",
+        "ansible_host",
+        "ansible_port",
+        "ansible_user",
+        "ansible_facts",
+        "ansible_play_name",
+        "ansible_run_tags",
+        "ansible_skip_tags",
+        "ansible_version",
+        "ansible_loop_var",
+        "ansible_failed_task",
+        "ansible_failed_result",
+        "item",
+        "environment",
+        "ansible_env",
+    }
+)
 
 
 class HostVars(Mapping):
@@ -77,11 +101,21 @@ def magic(run, host) -> dict[str, Any]:
     groups = {name: list(members) for name, members in inv.groups.items()}
     groups.setdefault("ungrouped", [])
     return {
-        "inventory_hostname": host.name, "inventory_hostname_short": host.name.split(".")[0],
-        "groups": groups, "group_names": sorted(g for g in host.groups),
-        "hostvars": HostVars(run), "play_hosts": list(run.batch), "ansible_play_batch": list(run.batch),
-        "ansible_play_hosts": list(run.play_hosts), "ansible_play_hosts_all": list(run.play_hosts),
-        "ansible_check_mode": run.options.check, "ansible_diff_mode": run.options.diff, "omit": OMIT,
-        "playbook_dir": run.play.base_dir, "ansible_host": host.address, "ansible_play_name": run.play.name or "",
-        "ansible_run_tags": sorted(run.options.tags) or ["all"], "ansible_skip_tags": sorted(run.options.skip_tags),
+        "inventory_hostname": host.name,
+        "inventory_hostname_short": host.name.split(".")[0],
+        "groups": groups,
+        "group_names": sorted(g for g in host.groups),
+        "hostvars": HostVars(run),
+        "play_hosts": list(run.batch),
+        "ansible_play_batch": list(run.batch),
+        "ansible_play_hosts": list(run.play_hosts),
+        "ansible_play_hosts_all": list(run.play_hosts),
+        "ansible_check_mode": run.options.check,
+        "ansible_diff_mode": run.options.diff,
+        "omit": OMIT,
+        "playbook_dir": run.play.base_dir,
+        "ansible_host": host.address,
+        "ansible_play_name": run.play.name or "",
+        "ansible_run_tags": sorted(run.options.tags) or ["all"],
+        "ansible_skip_tags": sorted(run.options.skip_tags),
     }

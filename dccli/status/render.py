@@ -69,7 +69,15 @@ def table(view: StatusView, *, color: bool = True):
         t.add_column(col, overflow="fold", no_wrap=col in ("rack", "host"))
     for rack, rows in view.racks:
         for r in rows:
-            t.add_row(rack, r.host, r.reachable, _gpus(r), _num(r.util_pct, "%"), _num(r.temp_c, "C"),
-                      Text(r.health, style=_VERDICT.get(r.health, "") if color else ""),
-                      ",".join(r.failing) or "-", *[r.columns.get(c, "-") for c in view.column_names])
+            t.add_row(
+                rack,
+                r.host,
+                r.reachable,
+                _gpus(r),
+                _num(r.util_pct, "%"),
+                _num(r.temp_c, "C"),
+                Text(r.health, style=_VERDICT.get(r.health, "") if color else ""),
+                ",".join(r.failing) or "-",
+                *[r.columns.get(c, "-") for c in view.column_names],
+            )
     return t

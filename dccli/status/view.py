@@ -42,16 +42,23 @@ class StatusView:
     warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cluster": self.cluster, "columns": list(self.column_names), "warnings": list(self.warnings),
-                "racks": [{"rack": r, "hosts": [h.to_dict() for h in rows]} for r, rows in self.racks]}
+        return {
+            "cluster": self.cluster,
+            "columns": list(self.column_names),
+            "warnings": list(self.warnings),
+            "racks": [{"rack": r, "hosts": [h.to_dict() for h in rows]} for r, rows in self.racks],
+        }
 
     def hosts(self) -> list[HostRow]:
         return [h for _, rows in self.racks for h in rows]
 
 
-def capability_columns(conn, inventory, names: tuple[str, ...] = CAPABILITIES,
-                       importer: Callable[[str], Any] = importlib.import_module
-                       ) -> tuple[dict[str, dict[str, str]], list[str], list[str]]:
+def capability_columns(
+    conn,
+    inventory,
+    names: tuple[str, ...] = CAPABILITIES,
+    importer: Callable[[str], Any] = importlib.import_module,
+) -> tuple[dict[str, dict[str, str]], list[str], list[str]]:
     """({host: {column: text}}, column names in order, warnings). A capability that is absent is skipped;
     one that fails is reported as a warning and its columns left out: status must still answer."""
     merged: dict[str, dict[str, str]] = {}
@@ -81,8 +88,14 @@ def capability_columns(conn, inventory, names: tuple[str, ...] = CAPABILITIES,
     return merged, order, warnings
 
 
-def build(inventory, hosts: list, report, columns: dict[str, dict[str, str]], column_names: list[str],
-          warnings: list[str] = ()) -> StatusView:  # type: ignore[assignment]
+def build(
+    inventory,
+    hosts: list,
+    report,
+    columns: dict[str, dict[str, str]],
+    column_names: list[str],
+    warnings: list[str] = (),
+) -> StatusView:  # type: ignore[assignment]
     """Pure: rows per rack from the health report (facts + verdicts) and the capability columns."""
     outcomes = {o.host: o for o in report.group.outcomes} if report.group is not None else {}
     rows: dict[str, HostRow] = {}
@@ -103,8 +116,18 @@ def build(inventory, hosts: list, report, columns: dict[str, dict[str, str]], co
             gpus = 0
         verdict = worst(r.verdict for r in mine) if mine else UNKNOWN
         failing = tuple(sorted({r.check for r in mine if r.verdict != OK}))
-        rows[host.name] = HostRow(host.name, host.rack or "(no rack)", reach, gpus, host.gpus, util, temp, verdict,
-                                  failing, dict(columns.get(host.name, {})))
+        rows[host.name] = HostRow(
+            host.name,
+            host.rack or "(no rack)",
+            reach,
+            gpus,
+            host.gpus,
+            util,
+            temp,
+            verdict,
+            failing,
+            dict(columns.get(host.name, {})),
+        )
     racks: list[tuple[str, tuple[HostRow, ...]]] = []
     for rack in inventory.racks:
         members = tuple(rows[h] for h in rack.hosts if h in rows)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from dccli.train import node, plan, store
 from dccli.train.model import TERMINAL, RunRecord
 
-DRAIN_S = 5.0
+DRAIN_S = 10.0
 POLL_S = 0.5
 
 

@@ -206,7 +206,8 @@ def start_attempt(
         conn = pool.get(host)
         p = by_host[host.name]
         node.push_supervisor(conn, run_id)
-        conn.put_bytes(plan.spec_file_bytes(p, spec.workdir), f"{p.dir}/spec.json", mode=0o600)
+        inherit = f"{plan.attempt_dir(run_id, number - 1)}/env.json" if number else None
+        conn.put_bytes(plan.spec_file_bytes(p, spec.workdir, inherit), f"{p.dir}/spec.json", mode=0o600)
         conn.put_bytes(p.env_file(), f"{p.dir}/env.json", mode=0o600)
         return OK, node.start(conn, spec.python, run_id, p.dir)
 

@@ -238,8 +238,10 @@ def plan_attempt(
     return plans
 
 
-def spec_file_bytes(plan: NodePlan, workdir: str | None) -> bytes:
-    return (json.dumps({"argv": list(plan.argv), "workdir": workdir}, indent=1) + "\n").encode()
+def spec_file_bytes(plan: NodePlan, workdir: str | None, inherit_env: str | None = None) -> bytes:
+    """The supervisor's instructions; inherit_env: a previous attempt's env file, read before this one's."""
+    data = {"argv": list(plan.argv), "workdir": workdir, "inherit_env": inherit_env}
+    return (json.dumps(data, indent=1) + "\n").encode()
 
 
 def remote(argv: Sequence[str]) -> str:

@@ -137,6 +137,8 @@ def supervise(d):
     os.dup2(log, 2)
     spec = read_json(os.path.join(d, "spec.json"))
     env = dict(os.environ)
+    if spec.get("inherit_env"):  # a resumed run keeps its --env values, which only ever lived here
+        env.update(read_json(spec["inherit_env"]) or {})
     env.update(read_json(os.path.join(d, "env.json")) or {})
     status_path = os.path.join(d, "status.json")
     base = {"supervisor_pid": os.getpid(), "started_at": time.time(), "dir": d}

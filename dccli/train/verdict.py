@@ -13,7 +13,7 @@ from typing import Any
 from dccli.train.model import FAILED, NODE_FAIL, SUCCEEDED, Failure
 
 FINAL = ("exited", "failed_to_start")
-SETTLE_S = 10.0  # after the last rank finished, torchruns that have not exited by then are stuck
+SETTLE_S = 30.0  # after the last rank finished, torchruns that have not exited by then are stuck
 SIGNALS = {1: "SIGHUP", 2: "SIGINT", 6: "SIGABRT", 9: "SIGKILL", 11: "SIGSEGV", 15: "SIGTERM"}
 
 

@@ -83,8 +83,14 @@ print(json.dumps(out, sort_keys=True))
 
 
 def dccli(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dccli", *args], capture_output=True, text=True,
-                          env=env or dict(os.environ, NO_COLOR="1"), timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "dccli", *args],
+        capture_output=True,
+        text=True,
+        env=env or dict(os.environ, NO_COLOR="1"),
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def hx(lab, host: str, *argv: str, timeout: float = 120) -> str:
@@ -114,12 +120,28 @@ def blab(lab_home: Path):
 def plain_restic(lab, home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """restic as an operator would run it by hand on the control node: the repository stays plain restic."""
     host = lab.host("node03")
-    ssh = (f"ssh -F /dev/null -i {home}/backup/main.key -o IdentitiesOnly=yes -o BatchMode=yes "
-           f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={lab.known_hosts_path} root@{host.address} -s sftp")
-    argv = ["restic", "-r", "sftp:node03:/srv/restic/main", "--password-file", f"{home}/backup/main.password",
-            "-o", f"sftp.command={ssh}", *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                          env=dict(os.environ, RESTIC_CACHE_DIR=str(home / "restic-cache")))
+    ssh = (
+        f"ssh -F /dev/null -i {home}/backup/main.key -o IdentitiesOnly=yes -o BatchMode=yes "
+        f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={lab.known_hosts_path} root@{host.address} -s sftp"
+    )
+    argv = [
+        "restic",
+        "-r",
+        "sftp:node03:/srv/restic/main",
+        "--password-file",
+        f"{home}/backup/main.password",
+        "-o",
+        f"sftp.command={ssh}",
+        *args,
+    ]
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env=dict(os.environ, RESTIC_CACHE_DIR=str(home / "restic-cache")),
+    )
 
 
 def test_dedup_incomplete_checkpoints_and_byte_identical_restore(blab) -> None:
@@ -145,24 +167,43 @@ def test_dedup_incomplete_checkpoints_and_byte_identical_restore(blab) -> None:
     assert "skipped incomplete checkpoint" not in second.stdout  # --json: the report is in the document
     # Per-host results are in the state DB.
     with sqlite3.connect(home / "state.db") as db:
-        rows = db.execute("SELECT host, status, snapshot_id, files, bytes_added, duration_s, skipped FROM backup_hosts"
-                          " WHERE profile = 'ckpt' ORDER BY finished_at").fetchall()
+        rows = db.execute(
+            "SELECT host, status, snapshot_id, files, bytes_added, duration_s, skipped FROM backup_hosts"
+            " WHERE profile = 'ckpt' ORDER BY finished_at"
+        ).fetchall()
     assert [(h, s) for h, s, *_ in rows] == [("node01", "ok"), ("node02", "ok"), ("node01", "ok")]
     assert rows[-1][2] == r["snapshot_id"] and rows[-1][3] == FILES + 1 and rows[-1][5] > 0
     assert json.loads(rows[-1][6]) == ["/data/ckpt/step-000200"]
 
     # Restore into a fresh directory on the host: byte-identical to the source (sha256 of every file).
-    restored = dccli("backup", "restore", "latest", "--host", "node01", "--target", "/restore/a", "-i", str(inv))
+    restored = dccli(
+        "backup", "restore", "latest", "--host", "node01", "--target", "/restore/a", "-i", str(inv)
+    )
     assert restored.returncode == 0, restored.stderr
     source = json.loads(hx(lab, "node01", "python3", "-c", HASHES, "/data/ckpt/step-000100"))
     copy = json.loads(hx(lab, "node01", "python3", "-c", HASHES, "/restore/a/data/ckpt/step-000100"))
     assert len(source) == FILES + 1 and copy == source
-    assert hx(lab, "node01", "sh", "-c", "test -e /restore/a/data/ckpt/step-000200 && echo yes || echo no") == "no\n"
+    assert (
+        hx(lab, "node01", "sh", "-c", "test -e /restore/a/data/ckpt/step-000200 && echo yes || echo no")
+        == "no\n"
+    )
 
     # ... and onto the control node, one path only.
     target = home / "restored-node02"
-    ctl = dccli("backup", "restore", "latest", "--host", "node02", "--target", str(target), "--to-control",
-                "--include", "/data/ckpt/step-000100/shard-03.bin", "-i", str(inv))
+    ctl = dccli(
+        "backup",
+        "restore",
+        "latest",
+        "--host",
+        "node02",
+        "--target",
+        str(target),
+        "--to-control",
+        "--include",
+        "/data/ckpt/step-000100/shard-03.bin",
+        "-i",
+        str(inv),
+    )
     assert ctl.returncode == 0, ctl.stderr
     files = [p for p in target.rglob("*") if p.is_file()]
     assert [p.name for p in files] == ["shard-03.bin"] and files[0].stat().st_size == FILE_MIB * MIB
@@ -190,7 +231,7 @@ def test_dedup_incomplete_checkpoints_and_byte_identical_restore(blab) -> None:
 
 
 def test_missing_source_is_a_failure(blab) -> None:
-    lab, inv, _ = blab
+    _, inv, _ = blab
     proc = dccli("backup", "run", "-i", str(inv), "--profile", "broken")
     assert proc.returncode == 1
     assert "node02: broken: FAILED: source /data/does-not-exist: No such file or directory" in proc.stdout
@@ -216,21 +257,34 @@ def _restic_pid(lab, host: str) -> int | None:
 
 def test_kill_9_mid_backup_then_next_run_clears_its_own_lock(blab) -> None:
     lab, inv, home = blab
-    hx(lab, "node01", "python3", "-c",
-       "import os\nos.makedirs('/data/ckpt/step-000300', exist_ok=True)\n"
-       "f = open('/data/ckpt/step-000300/big.bin', 'wb')\n[f.write(os.urandom(1 << 20)) for _ in range(150)]\n"
-       "open('/data/ckpt/step-000300/COMPLETE', 'w').close()")
-    run = subprocess.Popen([sys.executable, "-m", "dccli", "backup", "run", "-i", str(inv), "--profile", "ckpt",
-                            "-l", "node01"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           env=dict(os.environ, NO_COLOR="1"))
+    hx(
+        lab,
+        "node01",
+        "python3",
+        "-c",
+        "import os\nos.makedirs('/data/ckpt/step-000300', exist_ok=True)\n"
+        "f = open('/data/ckpt/step-000300/big.bin', 'wb')\n[f.write(os.urandom(1 << 20)) for _ in range(150)]\n"
+        "open('/data/ckpt/step-000300/COMPLETE', 'w').close()",
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "dccli", "backup", "run", "-i", str(inv), "--profile", "ckpt", "-l", "node01"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, NO_COLOR="1"),
+    )
     try:
         pid = _wait(lambda: _restic_pid(lab, "node01"), 60, "restic to start on node01")
-        _wait(lambda: plain_restic(lab, home, "list", "locks", "--no-lock").stdout.strip(), 30, "restic's lock")
+        _wait(
+            lambda: plain_restic(lab, home, "list", "locks", "--no-lock").stdout.strip(), 30, "restic's lock"
+        )
         hx(lab, "node01", "kill", "-9", str(pid))  # restic dies holding its lock
         run.kill()  # and dccli with it (SIGKILL): nothing gets to clean up
     finally:
         run.wait(30)
-    assert plain_restic(lab, home, "list", "locks", "--no-lock").stdout.strip(), "the killed run left no lock?"
+    assert plain_restic(lab, home, "list", "locks", "--no-lock").stdout.strip(), (
+        "the killed run left no lock?"
+    )
     again = dccli("backup", "run", "-i", str(inv), "--profile", "ckpt", "-l", "node01")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "node01: removed its own stale restic lock" in again.stderr and "(node01 pid " in again.stderr
@@ -243,17 +297,30 @@ def test_kill_9_mid_backup_then_next_run_clears_its_own_lock(blab) -> None:
 def test_overlapping_runs_one_runs_the_other_exits_locked(blab) -> None:
     lab, inv, home = blab
     hx(lab, "node01", "sh", "-c", "head -c 60000000 /dev/urandom > /data/ckpt/step-000300/more.bin")
-    args = [sys.executable, "-m", "dccli", "backup", "run", "--scheduled", "-i", str(inv), "--profile", "ckpt"]
-    first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=dict(os.environ, NO_COLOR="1"))
+    args = [
+        sys.executable,
+        "-m",
+        "dccli",
+        "backup",
+        "run",
+        "--scheduled",
+        "-i",
+        str(inv),
+        "--profile",
+        "ckpt",
+    ]
+    first = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, NO_COLOR="1")
+    )
     lock = home / "backup" / f"run-lab-{lab.name}.lock"
     _wait(lambda: lock.exists() and f"pid {first.pid}" in lock.read_text(), 60, "the first run's lock")
     second = dccli("backup", "run", "--scheduled", "-i", str(inv), "--profile", "ckpt", timeout=60)
     out, err = first.communicate(timeout=300)
     assert second.returncode == 5, second.stderr
-    assert second.stderr.strip() == (f"dccli: error: another dccli backup run holds the lock for cluster "
-                                     f"'lab-{lab.name}' (pid {first.pid}, since "
-                                     + second.stderr.split("since ", 1)[1].strip())
+    assert second.stderr.strip() == (
+        f"dccli: error: another dccli backup run holds the lock for cluster "
+        f"'lab-{lab.name}' (pid {first.pid}, since " + second.stderr.split("since ", 1)[1].strip()
+    )
     assert first.returncode == 0, out + err
     assert "\x1b[" not in out + err  # scheduled: no colours, no live display
     check = plain_restic(lab, home, "check")
@@ -265,7 +332,7 @@ def test_restic_presence_check_and_apt_install_step(blab) -> None:
     from dccli.inventory.loader import load
     from dccli.remote.session import Step, run_steps
 
-    lab, inv_path, _ = blab
+    _, inv_path, _ = blab
     inv = load(inv_path)
     args = {"password": "x", "repo": "/nonexistent", "search_path": "/nonexistent-bin"}
     with make_pool(inv, None) as pool:
@@ -276,3 +343,71 @@ def test_restic_presence_check_and_apt_install_step(blab) -> None:
     assert not missing.ok and "restic is not installed" in (missing.error or "")
     assert installed.ok, installed.error
     assert installed.data["installed"] is True and installed.data["version"].startswith("restic 0.")
+
+
+@pytest.mark.slow
+def test_cron_fires_a_scheduled_run_that_records_success(blab) -> None:
+    """Debian's cron itself reads the /etc/cron.d file we install and runs it at the next minute."""
+    import http.server
+    import threading
+
+    lab, inv, home = blab
+    if subprocess.run(["pgrep", "-x", "cron"], capture_output=True).returncode == 0:
+        pytest.skip("a cron daemon already runs on this machine; not starting a second one")
+    pings: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            pings.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hc/{lab.name}"
+    name = f"dccli-backup-lab-{lab.name}-small"
+    proc = dccli(
+        "backup", "schedule", "--cron", "* * * * *", "--profile", "small", "--ping", url, "-i", str(inv)
+    )
+    assert proc.returncode == 0, proc.stderr
+    cron_file = Path("/etc/cron.d") / name
+    cron = None
+    try:
+        text = cron_file.read_text()
+        assert f"DCCLI_HOME={home}" in text and "NO_COLOR=1" in text and "\n* * * * * root " in text
+        cron = subprocess.Popen(
+            ["/usr/sbin/cron", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+        from contextlib import closing
+
+        from dccli.state import db as state_db
+
+        def finished():
+            with closing(state_db.connect(home / "state.db")) as db:  # migrated, even before any run
+                return db.execute(
+                    "SELECT id, exit_code FROM backup_runs WHERE scheduled = 1 AND profiles = 'small'"
+                    " AND finished_at IS NOT NULL"
+                ).fetchone()
+
+        run_id, code = _wait(finished, 150, "cron to run the scheduled backup", step=1.0)
+        assert code == 0
+        with sqlite3.connect(home / "state.db") as db:
+            status, snap = db.execute(
+                "SELECT status, snapshot_id FROM backup_hosts WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        assert status == "ok" and snap
+        log = (home / "backup" / "backup.log").read_text()
+        assert f"backup run {run_id}: 1 of 1 host backups ok" in log and "\x1b[" not in log
+        _wait(lambda: len(pings) >= 2, 10, "the success ping")
+        assert pings[:2] == [f"/hc/{lab.name}/start", f"/hc/{lab.name}"]
+    finally:
+        if cron is not None:
+            cron.terminate()
+            cron.wait(10)
+        server.shutdown()
+        removed = dccli("backup", "schedule", "--remove", "--profile", "small", "-i", str(inv))
+    assert removed.returncode == 0 and not cron_file.exists()

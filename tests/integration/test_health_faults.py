@@ -33,8 +33,13 @@ QUIET = "health: {load_per_cpu_warn: 100000, mem_available_warn_pct: 0, mem_avai
 
 
 def dccli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dccli", *args], capture_output=True, text=True,
-                          env=dict(os.environ, NO_COLOR="1"), timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "dccli", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, NO_COLOR="1"),
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +81,10 @@ def test_each_fault_is_found_on_its_host_only_and_clears(gpu_lab) -> None:
     for host, (_, check, verdict) in FAULTS.items():
         mine = [r for r in doc["results"] if r["host"] == host and r["verdict"] != "OK"]
         assert any(r["check"] == check and r["verdict"] == verdict for r in mine), (host, mine)
-        assert verdicts[host] == verdict or (verdict == "WARN" and verdicts[host] in ("WARN", "CRIT")), (host, mine)
+        assert verdicts[host] == verdict or (verdict == "WARN" and verdicts[host] in ("WARN", "CRIT")), (
+            host,
+            mine,
+        )
         for r in mine:
             assert r["threshold"] and r["action"] and r["source"], r
     by = {(r["host"], r["check"]): r for r in doc["results"]}
@@ -84,7 +92,10 @@ def test_each_fault_is_found_on_its_host_only_and_clears(gpu_lab) -> None:
     assert by[("node02", "gpu.ecc")]["value"].startswith("GPU1:")
     assert by[("node04", "gpu.retired_pages")]["value"].startswith("GPU5: 64 retired")
     assert by[("node05", "gpu.temperature")]["value"] == "GPU3: 95 C"
-    assert "GPU is lost" in by[("node06", "gpu.count")]["value"] or "7 GPUs" in by[("node06", "gpu.count")]["value"]
+    assert (
+        "GPU is lost" in by[("node06", "gpu.count")]["value"]
+        or "7 GPUs" in by[("node06", "gpu.count")]["value"]
+    )
     assert by[("node07", "host.disk")]["subject"] == "/data"
 
     # Xids count once: the next check has moved past them (the GPU state still shows the other faults).

@@ -17,8 +17,13 @@ QUIET = "health: {load_per_cpu_warn: 100000, mem_available_warn_pct: 0, mem_avai
 
 
 def dccli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dccli", *args], capture_output=True, text=True,
-                          env=dict(os.environ, NO_COLOR="1"), timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "dccli", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, NO_COLOR="1"),
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +31,11 @@ def inv(lab, tmp_path_factory) -> Path:
     """The lab's inventory plus thresholds: sshd and a missing daemon required on node07-08 (a group)."""
     text = Path(lab.inventory_path).read_text()
     assert 'gpu: "node[01-08]"' in text
-    text = text.replace('gpu: "node[01-08]"', 'gpu: "node[01-08]"\n  svc:\n    hosts: "node[07-08]"\n'
-                                              '    health: {required_services: [sshd, no-such-daemon]}')
+    text = text.replace(
+        'gpu: "node[01-08]"',
+        'gpu: "node[01-08]"\n  svc:\n    hosts: "node[07-08]"\n'
+        "    health: {required_services: [sshd, no-such-daemon]}",
+    )
     path = tmp_path_factory.mktemp("health-inv") / "inventory.yml"
     path.write_text(QUIET + text)
     return path
@@ -40,12 +48,23 @@ def test_health_json_flags_exactly_the_group_with_the_missing_service(inv: Path)
     assert doc["schema_version"] == 1
     verdicts = {h["host"]: h["verdict"] for h in doc["hosts"]}
     assert verdicts == {f"node0{i}": ("CRIT" if i >= 7 else "OK") for i in range(1, 9)}
-    bad = {(r["host"], r["check"], r["subject"], r["verdict"]) for r in doc["results"] if r["verdict"] != "OK"}
-    assert bad == {("node07", "host.service", "no-such-daemon", "CRIT"),
-                   ("node08", "host.service", "no-such-daemon", "CRIT")}
+    bad = {
+        (r["host"], r["check"], r["subject"], r["verdict"]) for r in doc["results"] if r["verdict"] != "OK"
+    }
+    assert bad == {
+        ("node07", "host.service", "no-such-daemon", "CRIT"),
+        ("node08", "host.service", "no-such-daemon", "CRIT"),
+    }
     checks = {r["check"] for r in doc["results"] if r["host"] == "node01"}
-    assert {"host.disk", "host.inodes", "host.memory", "host.load", "host.clock_skew", "host.defunct",
-            "host.reboot_required"} <= checks
+    assert {
+        "host.disk",
+        "host.inodes",
+        "host.memory",
+        "host.load",
+        "host.clock_skew",
+        "host.defunct",
+        "host.reboot_required",
+    } <= checks
     sshd = [r for r in doc["results"] if r["host"] == "node07" and r["subject"] == "sshd"]
     assert sshd[0]["verdict"] == "OK"
     skew = next(r for r in doc["results"] if r["host"] == "node01" and r["check"] == "host.clock_skew")
@@ -65,7 +84,10 @@ def test_table_nagios_prometheus_and_since(inv: Path, tmp_path: Path) -> None:
     assert nagios.stdout.count("\n") == 1
     assert nagios.stdout.startswith("DCCLI HEALTH CRITICAL - 2 CRIT, 0 WARN, 0 UNKNOWN of 8 hosts: ")
     ok = dccli("health", "-i", str(inv), "-l", "node[01-02]", "--format", "nagios")
-    assert (ok.returncode, ok.stdout) == (0, "DCCLI HEALTH OK - 2 hosts OK | crit=0 warn=0 unknown=0 hosts=2\n")
+    assert (ok.returncode, ok.stdout) == (
+        0,
+        "DCCLI HEALTH OK - 2 hosts OK | crit=0 warn=0 unknown=0 hosts=2\n",
+    )
 
     tf = tmp_path / "textfile"
     prom = dccli("health", "-i", str(inv), "--format", "prometheus", "--textfile-dir", str(tf))
@@ -94,7 +116,9 @@ def test_results_are_stored_in_the_state_db(inv: Path) -> None:
     conn = sqlite3.connect(db)
     run_id, worst = conn.execute("SELECT id, worst FROM health_runs ORDER BY id DESC LIMIT 1").fetchone()
     assert worst == "OK"
-    rows = conn.execute("SELECT host, check_name, verdict FROM health_results WHERE run_id = ?", (run_id,)).fetchall()
+    rows = conn.execute(
+        "SELECT host, check_name, verdict FROM health_results WHERE run_id = ?", (run_id,)
+    ).fetchall()
     assert {r[0] for r in rows} == {"node01"} and ("node01", "host.disk", "OK") in rows
     (host_time,) = conn.execute("SELECT host_time FROM health_hosts WHERE run_id = ?", (run_id,)).fetchone()
     assert host_time > 1.7e9

@@ -15,16 +15,36 @@ pytestmark = pytest.mark.lab
 
 def dccli(*args: str, home: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     env = dict(os.environ, NO_COLOR="1", DCCLI_HOME=str(home))
-    return subprocess.run([sys.executable, "-m", "dccli", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "dccli", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 def ssh_ok(lab, host_name: str, key: Path) -> bool:
     """OpenSSH with exactly this key (and key-cert.pub beside it, which ssh offers on its own)."""
-    argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-            "-o", f"UserKnownHostsFile={lab.known_hosts_path}", "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "ConnectTimeout=5",
-            "-o", "LogLevel=ERROR", "-i", str(key), f"root@{lab.host(host_name).address}", "true"]
+    argv = [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={lab.known_hosts_path}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "IdentityAgent=none",
+        "-o",
+        "ConnectTimeout=5",
+        "-o",
+        "LogLevel=ERROR",
+        "-i",
+        str(key),
+        f"root@{lab.host(host_name).address}",
+        "true",
+    ]
     return subprocess.run(argv, capture_output=True, timeout=30, stdin=subprocess.DEVNULL).returncode == 0
 
 
@@ -35,8 +55,25 @@ def keygen(path: Path) -> Path:
 
 def sign(home: Path, key: Path, validity: str, serial: int) -> None:
     ca = home / "keys" / "ca" / "user_ca"
-    subprocess.run(["ssh-keygen", "-q", "-s", str(ca), "-I", key.name, "-n", "root", "-V", validity,
-                    "-z", str(serial), f"{key}.pub"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "ssh-keygen",
+            "-q",
+            "-s",
+            str(ca),
+            "-I",
+            key.name,
+            "-n",
+            "root",
+            "-V",
+            validity,
+            "-z",
+            str(serial),
+            f"{key}.pub",
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def test_ca_rotation_expiry_and_revocation(make_lab, tmp_path):

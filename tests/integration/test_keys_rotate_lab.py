@@ -17,17 +17,37 @@ pytestmark = pytest.mark.lab
 
 def dccli(*args: str, home: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     env = dict(os.environ, NO_COLOR="1", DCCLI_HOME=str(home))
-    return subprocess.run([sys.executable, "-m", "dccli", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "dccli", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 def ssh_ok(lab, host_name: str, key: Path, command: str = "true") -> bool:
     """Does OpenSSH get in with exactly this key (strict host keys, no agent, no other identity)?"""
     host = lab.host(host_name)
-    argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-            "-o", f"UserKnownHostsFile={lab.known_hosts_path}", "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "ConnectTimeout=5",
-            "-o", "LogLevel=ERROR", "-i", str(key), f"root@{host.address}", command]
+    argv = [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={lab.known_hosts_path}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "IdentityAgent=none",
+        "-o",
+        "ConnectTimeout=5",
+        "-o",
+        "LogLevel=ERROR",
+        "-i",
+        str(key),
+        f"root@{host.address}",
+        command,
+    ]
     return subprocess.run(argv, capture_output=True, timeout=30, stdin=subprocess.DEVNULL).returncode == 0
 
 
@@ -58,8 +78,11 @@ def test_rotate_eight_hosts_new_key_in_old_key_out(make_lab, tmp_path):
     # every rotation is audited: host, old and new fingerprints, outcome
     import sqlite3
 
-    rows = sqlite3.connect(home / "state.db").execute(
-        "SELECT host, old_fingerprint, new_fingerprint, outcome FROM key_rotations").fetchall()
+    rows = (
+        sqlite3.connect(home / "state.db")
+        .execute("SELECT host, old_fingerprint, new_fingerprint, outcome FROM key_rotations")
+        .fetchall()
+    )
     assert sorted(r[0] for r in rows) == [h.name for h in lab.hosts]
     assert all(r[3] == "ok" and r[1] and r[2] == doc["key"]["fingerprint"] for r in rows)
     # a second rotation moves on to a newer key and archives the first (kept, not deleted)
@@ -76,7 +99,7 @@ ODD = (
     b"AAAAC3NzaC1lZDI1NTE5AAAAIGbYtvpm8C3DShwbJMfBQXAvkRUOJ9V8Ajw1O/gJ0vjD backup@tool\n"
     b"\n"
     b"   \t\n"
-    b"cert-authority,principals=\"ops\" ssh-ed25519 "
+    b'cert-authority,principals="ops" ssh-ed25519 '
     b"AAAAC3NzaC1lZDI1NTE5AAAAIDmX66lplvqP1vzsoRSQMrTzxM8ZFFi6v2MLGAhCAa2d corp-ca\r\n"
     b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIDEZNSo4ZhJmn3aMxCgU8yS0dPmL9/UlZDzW34yNJRO alice@laptop\r\n"
 )
@@ -89,7 +112,12 @@ def test_other_keys_survive_byte_for_byte(make_lab, tmp_path):
     home = tmp_path / "home"
     lab_line = lab.key_path.with_name(lab.key_path.name + ".pub").read_bytes().strip()
     # our key in the middle, other tools' lines around it, and an unterminated last line
-    before = ODD + lab_line + b"\n" + b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKr1+nPXy8h2f5f0oNDPGTi7Qt1Q0bmCNZ5BW8x1mDsZ bob"
+    before = (
+        ODD
+        + lab_line
+        + b"\n"
+        + b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKr1+nPXy8h2f5f0oNDPGTi7Qt1Q0bmCNZ5BW8x1mDsZ bob"
+    )
     script = "cat > /root/.ssh/authorized_keys && chmod 640 /root/.ssh/authorized_keys && chgrp 4 /root/.ssh/authorized_keys"
     assert host_exec(lab, "node01", ["sh", "-c", script], input=before, text=False).returncode == 0
     proc = dccli("keys", "rotate", "-i", str(lab.inventory_path), home=home)
@@ -142,8 +170,13 @@ def test_faults_mid_rotation_never_lock_out_and_a_rerun_finishes(make_lab, tmp_p
         for p in frozen:
             p.send_signal(signal.SIGCONT)
     outcome = {h.host: (h.outcome, h.step) for h in report.hosts}
-    assert outcome == {"node01": ("failed", "login"), "node02": ("failed", "add"), "node03": ("failed", "login"),
-                       "node04": ("failed", "switch"), "node05": ("rotated", "done")}, report
+    assert outcome == {
+        "node01": ("failed", "login"),
+        "node02": ("failed", "add"),
+        "node03": ("failed", "login"),
+        "node04": ("failed", "switch"),
+        "node05": ("rotated", "done"),
+    }, report
     assert int(group.exit_code()) != 0
     sshd_start(lab, "node01")
     assert host_exec(lab, "node02", ["umount", "/root/.ssh"]).returncode == 0

@@ -17,21 +17,45 @@ pytestmark = pytest.mark.lab
 
 def dccli(*args: str, home: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     env = dict(os.environ, NO_COLOR="1", DCCLI_HOME=str(home))
-    return subprocess.run([sys.executable, "-m", "dccli", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "dccli", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 def ssh_ok(lab, host_name: str, key: Path, known_hosts: Path) -> bool:
-    argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-            "-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "ConnectTimeout=5",
-            "-o", "LogLevel=ERROR", "-i", str(key), f"root@{lab.host(host_name).address}", "true"]
+    argv = [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={known_hosts}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "IdentityAgent=none",
+        "-o",
+        "ConnectTimeout=5",
+        "-o",
+        "LogLevel=ERROR",
+        "-i",
+        str(key),
+        f"root@{lab.host(host_name).address}",
+        "true",
+    ]
     return subprocess.run(argv, capture_output=True, timeout=30, stdin=subprocess.DEVNULL).returncode == 0
 
 
 def openssh_fingerprint(known_hosts: Path, address: str) -> str:
-    out = subprocess.run(["ssh-keygen", "-l", "-F", address, "-f", str(known_hosts)], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["ssh-keygen", "-l", "-F", address, "-f", str(known_hosts)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return next(line.split()[2] for line in out.splitlines() if "ED25519" in line)
 
 
@@ -62,6 +86,17 @@ def test_status_before_and_after_rotation(make_lab, tmp_path):
         db.row_factory = sqlite3.Row
         cols = status_columns(db, load(lab.inventory_path), home=home)
     assert cols["node01"]["key age"] == "0m" and cols["node01"]["key rotated"] != "never"
+    # a host whose key changed behind dccli's back: reported, exit 4, the others still listed
+    from dccli.lab.host import regenerate_host_keys
+
+    regenerate_host_keys(lab, "node02")
+    changed = dccli("keys", "status", "-i", inv, "--json", home=home)
+    assert changed.returncode == 4, changed.stderr
+    by_host = {h["host"]: h for h in json.loads(changed.stdout)["hosts"]}
+    assert (
+        by_host["node02"]["host_key"] == {"known": False} and "HOST KEY CHANGED" in by_host["node02"]["error"]
+    )
+    assert by_host["node01"]["host_key"]["known"]
 
 
 def test_host_rotate_records_the_new_host_key_in_the_same_step(make_lab, tmp_path):

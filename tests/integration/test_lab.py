@@ -131,9 +131,10 @@ def test_each_host_has_its_own_process_table(lab, openssh):
     assert commands <= {"python3", "sshd", "bash", "sh", "ps"}, commands
     assert len(rows) < 12
     mounts = openssh(lab, "node04", "findmnt -rn -o TARGET").stdout.split()
-    expected = ["/", "/dev", "/dev/pts", "/dev/shm", "/proc", "/proc/sys", "/run", "/sys", "/tmp"]
+    # /proc/sys/kernel/random/boot_id: the host's own boot id (dccli lab reboot gives it a new one).
+    expected = ["/", "/dev", "/dev/pts", "/dev/shm", "/proc", "/proc/sys", "/proc/sys/kernel/random/boot_id", "/run", "/sys", "/tmp"]
     if Path("/proc/sysrq-trigger").exists():
-        expected.insert(6, "/proc/sysrq-trigger")
+        expected.insert(7, "/proc/sysrq-trigger")
     assert sorted(mounts) == expected
     # The shared kernel is read-only from a host.
     assert openssh(lab, "node04", "echo 1 > /proc/sys/kernel/sysrq").returncode != 0

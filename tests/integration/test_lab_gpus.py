@@ -64,13 +64,12 @@ def gpulab(lab_home: Path) -> Iterator:
 
 def forms(lab, host: str, names: list[str] | None = None) -> dict[str, tuple[int, str]]:
     """Run the named forms on one host in ONE `dccli run`; {form: (exit code, stdout)}."""
-    script = "; ".join(
-        f"echo '@@{n}'; {FORMS[n]}; echo \"@@rc $?\"" for n in (names or list(FORMS))
-    )
+    script = "; ".join(f"echo '@@{n}'; {FORMS[n]}; echo \"@@rc $?\"" for n in (names or list(FORMS)))
     proc = dccli("run", "-i", str(lab.inventory_path), "-l", host, "--json", script)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)["results"][0]["stdout"]
-    result = {}
+    result: dict[str, tuple[int, str]] = {}
+    last = ""
     for chunk in out.split("@@")[1:]:
         if chunk.startswith("rc "):
             result[last] = (int(chunk.split()[1]), result[last][1])
@@ -139,10 +138,18 @@ def test_gpu_and_disk_faults_show_up(gpulab) -> None:
     assert rows[2][8:10] == ["3", "Yes"]  # retired pages, pending
     assert rows[3][10:12] == ["1", "Yes"]  # row remap pending
     assert rows[4][5] == "95" and rows[4][12] == "Active"  # hot and throttling
-    assert rows[5] == ["Unable to determine the device handle for GPU 0000:AB:00.0: GPU is lost.  Reboot the system to recover this GPU"]
+    assert rows[5] == [
+        "Unable to determine the device handle for GPU 0000:AB:00.0: GPU is lost.  Reboot the system to recover this GPU"
+    ]
     assert rows[0][6:] == ["0", "0", "0", "No", "0", "No", "Not Active"]
     xids = [(x.xid, x.pci) for x in parse_logs.parse_xids(out["dmesg"][1])]
-    assert xids == [(48, "0000:2a:00"), (63, "0000:3a:00"), (63, "0000:5d:00"), (79, "0000:ab:00"), (13, "0000:ba:00")]
+    assert xids == [
+        (48, "0000:2a:00"),
+        (63, "0000:3a:00"),
+        (63, "0000:5d:00"),
+        (79, "0000:ab:00"),
+        (13, "0000:ba:00"),
+    ]
     assert [(x.xid, x.pci) for x in parse_logs.parse_xids(out["journal"][1])] == xids
     assert out["df"][1].split()[4] == "100%"
     # node02 is untouched
@@ -191,7 +198,38 @@ def test_clear_resets_the_gpus(gpulab) -> None:
 
 
 def test_fault_usage_errors(gpulab) -> None:
-    for args in (["--xid", "13", "--temp", "90"], [], ["--gpu", "9", "--temp", "90"], ["--gpu", "1", "--freeze"]):
+    for args in (
+        ["--xid", "13", "--temp", "90"],
+        [],
+        ["--gpu", "9", "--temp", "90"],
+        ["--gpu", "1", "--freeze"],
+    ):
         proc = dccli("lab", "fault", "node01", *args, "--name", gpulab.name)
         assert proc.returncode == 2, (args, proc.stderr)
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("gpu_model", ["A100-SXM4-80GB", "H200"])
+def test_other_models_via_cli(lab_home: Path, gpu_model: str) -> None:
+    name = f"m{os.getpid()}-{gpu_model[:4].lower()}"
+    proc = dccli(
+        "lab", "up", "--hosts", "1", "--gpus", "4", "--gpu-model", gpu_model, "--name", name, "--json"
+    )
+    try:
+        assert proc.returncode == 0, proc.stderr
+        doc = json.loads(proc.stdout)
+        assert (doc["gpus_per_host"], doc["gpu_model"]) == (4, gpu_model)
+        out = dccli("run", "-i", doc["inventory_path"], "nvidia-smi -L; nvidia-smi -q -x")
+        assert out.returncode == 0, out.stderr
+        product = {"A100-SXM4-80GB": "NVIDIA A100-SXM4-80GB", "H200": "NVIDIA H200"}[gpu_model]
+        assert out.stdout.count(f": {product} (UUID: GPU-") == 4
+        assert out.stdout.count(f"<product_name>{product}</product_name>") == 4
+    finally:
+        dccli("lab", "down", "--name", name)
+
+
+def test_unknown_model_is_a_usage_error(lab_home: Path) -> None:
+    proc = dccli(
+        "lab", "up", "--hosts", "1", "--gpus", "2", "--gpu-model", "B200", "--name", f"x{os.getpid()}"
+    )
+    assert proc.returncode == 2 and "unknown --gpu-model 'B200'" in proc.stderr

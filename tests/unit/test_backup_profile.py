@@ -19,7 +19,9 @@ groups:
   gpu: "gpu[01-04]"
 """
 
-GOOD = BASE + """\
+GOOD = (
+    BASE
+    + """\
 backup:
   concurrency: 3
   repositories:
@@ -38,6 +40,7 @@ backup:
       repository: etc
       paths: [/etc]
 """
+)
 
 
 def error_of(text: str) -> str:
@@ -89,33 +92,66 @@ def test_rest_url_credentials_are_redacted() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("  concurrency: 3", "  concurency: 3",
-         "inv.yml:8:3: backup.concurency: unknown key 'concurency' (did you mean 'concurrency'?)"),
-        ("paths: [/data/ckpt, /etc]", "paths: [data/ckpt]",
-         'inv.yml:17:15: backup.profiles.checkpoints.paths[0]: "data/ckpt" must be an absolute path'),
-        ('url: "sftp:stor01:/srv/restic/ckpt"', 'url: "sftp:stor02:/srv/restic/ckpt"',
-         "inv.yml:10:17: backup.repositories.ckpt.url: storage host 'stor02' is not an inventory host "
-         "(did you mean 'stor01'?)"),
-        ('url: "sftp:stor01:/srv/restic/ckpt"', 'url: "ftp://x"',
-         'inv.yml:10:17: backup.repositories.ckpt.url: "ftp://x" is not a repository (an absolute path on the '
-         "control node, sftp:HOST:/path or rest:http(s)://...)"),
-        ("repository: ckpt", "repository: ckp",
-         "inv.yml:16:19: backup.profiles.checkpoints.repository: unknown repository 'ckp' (did you mean 'ckpt'?)"),
-        ('hosts: "@gpu!gpu04"', 'hosts: "@gpus"',
-         "inv.yml:15:14: backup.profiles.checkpoints.hosts: '@gpus': unknown group '@gpus' (did you mean 'gpu'?)"),
-        ("marker: COMPLETE}", "marker: COMPLETE, pattern: '*.done'}",
-         "inv.yml:19:20: backup.profiles.checkpoints.checkpoints: give exactly one of 'marker' or 'pattern'"),
-        ("marker: COMPLETE}", "marker: a/COMPLETE}",
-         'inv.yml:19:49: backup.profiles.checkpoints.checkpoints.marker: "a/COMPLETE" must be a plain file name '
-         "(no '/')"),
-        ("keep_last: 3", "keep_last: 0",
-         "inv.yml:20:30: backup.profiles.checkpoints.retention.keep_last: expected an integer from 1 to 100000, "
-         "got 0"),
-        ("keep_last: 3", "keep_lats: 3",
-         "inv.yml:20:19: backup.profiles.checkpoints.retention.keep_lats: unknown key 'keep_lats' "
-         "(did you mean 'keep_last'?)"),
-        ("    system:\n      repository: etc\n", "    system:\n",
-         "inv.yml:22:7: backup.profiles.system: missing required key 'repository'"),
+        (
+            "  concurrency: 3",
+            "  concurency: 3",
+            "inv.yml:8:3: backup.concurency: unknown key 'concurency' (did you mean 'concurrency'?)",
+        ),
+        (
+            "paths: [/data/ckpt, /etc]",
+            "paths: [data/ckpt]",
+            'inv.yml:17:15: backup.profiles.checkpoints.paths[0]: "data/ckpt" must be an absolute path',
+        ),
+        (
+            'url: "sftp:stor01:/srv/restic/ckpt"',
+            'url: "sftp:stor02:/srv/restic/ckpt"',
+            "inv.yml:10:17: backup.repositories.ckpt.url: storage host 'stor02' is not an inventory host "
+            "(did you mean 'stor01'?)",
+        ),
+        (
+            'url: "sftp:stor01:/srv/restic/ckpt"',
+            'url: "ftp://x"',
+            'inv.yml:10:17: backup.repositories.ckpt.url: "ftp://x" is not a repository (an absolute path on the '
+            "control node, sftp:HOST:/path or rest:http(s)://...)",
+        ),
+        (
+            "repository: ckpt",
+            "repository: ckp",
+            "inv.yml:16:19: backup.profiles.checkpoints.repository: unknown repository 'ckp' (did you mean 'ckpt'?)",
+        ),
+        (
+            'hosts: "@gpu!gpu04"',
+            'hosts: "@gpus"',
+            "inv.yml:15:14: backup.profiles.checkpoints.hosts: '@gpus': unknown group '@gpus' (did you mean 'gpu'?)",
+        ),
+        (
+            "marker: COMPLETE}",
+            "marker: COMPLETE, pattern: '*.done'}",
+            "inv.yml:19:20: backup.profiles.checkpoints.checkpoints: give exactly one of 'marker' or 'pattern'",
+        ),
+        (
+            "marker: COMPLETE}",
+            "marker: a/COMPLETE}",
+            'inv.yml:19:49: backup.profiles.checkpoints.checkpoints.marker: "a/COMPLETE" must be a plain file name '
+            "(no '/')",
+        ),
+        (
+            "keep_last: 3",
+            "keep_last: 0",
+            "inv.yml:20:30: backup.profiles.checkpoints.retention.keep_last: expected an integer from 1 to 100000, "
+            "got 0",
+        ),
+        (
+            "keep_last: 3",
+            "keep_lats: 3",
+            "inv.yml:20:19: backup.profiles.checkpoints.retention.keep_lats: unknown key 'keep_lats' "
+            "(did you mean 'keep_last'?)",
+        ),
+        (
+            "    system:\n      repository: etc\n",
+            "    system:\n",
+            "inv.yml:22:7: backup.profiles.system: missing required key 'repository'",
+        ),
     ],
 )
 def test_bad_sections_name_file_line_column_and_key(old: str, new: str, expected: str) -> None:

@@ -14,18 +14,27 @@ from dccli.backup.profile import CheckpointRule, Profile, Retention
 from dccli.backup.run import host_result
 
 DATA = Path(__file__).parent / "data" / "backup"
-PROFILE = Profile("ckpt", "main", ("node01",), ("/data/ckpt", "/etc"), ("*.tmp", "-not-an-option"),
-                  CheckpointRule(("/data/ckpt",), "COMPLETE"), Retention(keep_last=3, keep_weekly=4))
+PROFILE = Profile(
+    "ckpt",
+    "main",
+    ("node01",),
+    ("/data/ckpt", "/etc"),
+    ("*.tmp", "-not-an-option"),
+    CheckpointRule(("/data/ckpt",), "COMPLETE"),
+    Retention(keep_last=3, keep_weekly=4),
+)
 
 
 def capture(name: str) -> tuple[str, str]:
-    return (DATA / f"restic014_backup_{name}.jsonl").read_text(), (DATA / f"restic014_backup_{name}.stderr").read_text()
+    return (DATA / f"restic014_backup_{name}.jsonl").read_text(), (
+        DATA / f"restic014_backup_{name}.stderr"
+    ).read_text()
 
 
 def test_backup_argv_tags_and_keeps_user_text_after_options() -> None:
     argv = restic.backup_argv(PROFILE, "node01", "RUN1")
     assert argv[:4] == ["backup", "--json", "--host", "node01"]
-    assert argv[argv.index("--") + 1:] == ["/data/ckpt", "/etc"]
+    assert argv[argv.index("--") + 1 :] == ["/data/ckpt", "/etc"]
     tags = [argv[i + 1] for i, a in enumerate(argv) if a == "--tag"]
     assert tags == ["dccli", "host:node01", "profile:ckpt", "run:RUN1"]
     # A pattern that looks like an option is the value of --exclude, never an option of its own.
@@ -35,12 +44,31 @@ def test_backup_argv_tags_and_keeps_user_text_after_options() -> None:
 
 def test_other_argv() -> None:
     assert restic.forget_argv("ckpt", PROFILE.retention) == [
-        "forget", "--json", "--tag", "profile:ckpt", "--group-by", "host,paths", "--keep-last", "3",
-        "--keep-weekly", "4"]
+        "forget",
+        "--json",
+        "--tag",
+        "profile:ckpt",
+        "--group-by",
+        "host,paths",
+        "--keep-last",
+        "3",
+        "--keep-weekly",
+        "4",
+    ]
     assert restic.check_argv(2, 5) == ["check", "--read-data-subset", "2/5"]
     assert restic.check_argv(1, 1) == ["check", "--read-data"]
     assert restic.restore_argv("latest", "/r", "node01", "ckpt", ["/etc"]) == [
-        "restore", "latest", "--target", "/r", "--host", "node01", "--tag", "profile:ckpt", "--include", "/etc"]
+        "restore",
+        "latest",
+        "--target",
+        "/r",
+        "--host",
+        "node01",
+        "--tag",
+        "profile:ckpt",
+        "--include",
+        "/etc",
+    ]
     assert restic.restore_argv("1a2b3c4d", "/r", "node01", None) == ["restore", "1a2b3c4d", "--target", "/r"]
 
 
@@ -74,8 +102,17 @@ def test_unreadable_file_is_an_error() -> None:
 def test_host_verdicts() -> None:
     base = {"host": "node01", "profile": "ckpt", "repository": "main"}
     out, err = capture("ok")
-    ok = host_result(base, {"rc": 0, "stdout": out, "stderr": err, "incomplete": ["/data/ckpt/s2"],
-                            "locks": {"removed": [{"id": "d0007949", "hostname": "node01", "pid": 7}]}}, 1.5)
+    ok = host_result(
+        base,
+        {
+            "rc": 0,
+            "stdout": out,
+            "stderr": err,
+            "incomplete": ["/data/ckpt/s2"],
+            "locks": {"removed": [{"id": "d0007949", "hostname": "node01", "pid": 7}]},
+        },
+        1.5,
+    )
     assert ok.status == "ok" and ok.snapshot_id == "f088995c" and ok.incomplete == ("/data/ckpt/s2",)
     assert ok.locks_removed == ("d0007949 (node01 pid 7)",)
     out, err = capture("unreadable")
@@ -86,7 +123,9 @@ def test_host_verdicts() -> None:
     assert host_result(base, {"rc": 0, "stdout": out, "stderr": err}, 1.0).status == "failed"
     missing = host_result(base, {"rc": None, "missing": ["/data/x: No such file or directory"]}, 0.1)
     assert missing.status == "failed" and missing.errors == ("source /data/x: No such file or directory",)
-    assert host_result(base, {"rc": 0, "stdout": "", "stderr": ""}, 0.1).errors == ("restic reported no snapshot",)
+    assert host_result(base, {"rc": 0, "stdout": "", "stderr": ""}, 0.1).errors == (
+        "restic reported no snapshot",
+    )
 
 
 def test_parse_snapshots() -> None:
@@ -139,3 +178,12 @@ def test_checkpoint_scan_and_sources(host_ns: dict, tmp_path: Path) -> None:
     assert host_ns["_glob_escape"](str(root / "step[3]")).endswith("step\\[3\\]")
     problems = host_ns["source_problems"]([str(root), str(tmp_path / "nope")])
     assert problems == [f"{tmp_path / 'nope'}: No such file or directory"]
+
+
+def test_not_initialized_is_told_from_a_missing_source() -> None:
+    restic_014 = (
+        "Fatal: unable to open config file: stat /tmp/nonexist-repo/config: no such file or directory\n"
+        "Is there a repository at the following location?\n/tmp/nonexist-repo\n"
+    )
+    assert restic.is_not_initialized(restic_014)
+    assert not restic.is_not_initialized("source /data/x: No such file or directory")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -16,8 +17,18 @@ from dccli.backup import locks, schedule
 from dccli.errors import ExitCode, LockedError, UsageError
 
 
-@pytest.mark.parametrize("expr", ["0 2 * * *", "*/15 * * * *", "0 1-5/2 * * mon", "5,35 3 1,15 jan-mar *",
-                                  "0 0 * * 7", "@daily", "  0   2 * *   * "])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "0 2 * * *",
+        "*/15 * * * *",
+        "0 1-5/2 * * mon",
+        "5,35 3 1,15 jan-mar *",
+        "0 0 * * 7",
+        "@daily",
+        "  0   2 * *   * ",
+    ],
+)
 def test_valid_cron(expr: str) -> None:
     if "jan-mar" in expr:  # Debian cron takes names only alone, not in ranges
         with pytest.raises(UsageError, match="cannot be used in ranges"):
@@ -26,30 +37,47 @@ def test_valid_cron(expr: str) -> None:
         assert schedule.validate_cron(expr) == " ".join(expr.split())
 
 
-@pytest.mark.parametrize(("expr", "message"), [
-    ("0 2 * *", "expected 5 fields"),
-    ("60 2 * * *", "minute field '60': 60 is out of range 0-59"),
-    ("0 24 * * *", "hour field '24': 24 is out of range 0-23"),
-    ("0 2 0 * *", "day of month field '0': 0 is out of range 1-31"),
-    ("0 2 * 13 *", "month field '13'"),
-    ("0 2 * * 8", "day of week field '8'"),
-    ("*/0 * * * *", "step '0' is not a positive number"),
-    ("5-1 * * * *", "runs backwards"),
-    ("0 2 * * funday", "'funday' is not a number or one of sun, mon"),
-    ("@sometimes", "expected 5 fields"),
-    ("0 2 * * * rm -rf /", "expected 5 fields"),
-])
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ("0 2 * *", "expected 5 fields"),
+        ("60 2 * * *", "minute field '60': 60 is out of range 0-59"),
+        ("0 24 * * *", "hour field '24': 24 is out of range 0-23"),
+        ("0 2 0 * *", "day of month field '0': 0 is out of range 1-31"),
+        ("0 2 * 13 *", "month field '13'"),
+        ("0 2 * * 8", "day of week field '8'"),
+        ("*/0 * * * *", "step '0' is not a positive number"),
+        ("5-1 * * * *", "runs backwards"),
+        ("0 2 * * funday", "'funday' is not a number or one of sun, mon"),
+        ("@sometimes", "expected 5 fields"),
+        ("0 2 * * * rm -rf /", "expected 5 fields"),
+    ],
+)
 def test_invalid_cron(expr: str, message: str) -> None:
     with pytest.raises(UsageError, match=message.replace("*", r"\*").replace("(", r"\(")):
         schedule.validate_cron(expr)
 
 
 def job(**kw) -> schedule.CronJob:
-    values = dict(schedule="0 2 * * *", argv=("/opt/dccli/bin/dccli", "backup", "run", "--scheduled",
-                                              "--ping", "http://127.0.0.1:9/x?a=1%20b"),
-                  env=(("PATH", "/opt/dccli/bin:/usr/bin:/bin"), ("DCCLI_HOME", "/var/lib/dccli"),
-                       ("DCCLI_INVENTORY", "/etc/dccli/cluster.yml"), ("NO_COLOR", "1")),
-                  log="/var/lib/dccli/backup/backup.log", name=schedule.entry_name("lab.prod", "ckpt"))
+    values = dict(
+        schedule="0 2 * * *",
+        argv=(
+            "/opt/dccli/bin/dccli",
+            "backup",
+            "run",
+            "--scheduled",
+            "--ping",
+            "http://127.0.0.1:9/x?a=1%20b",
+        ),
+        env=(
+            ("PATH", "/opt/dccli/bin:/usr/bin:/bin"),
+            ("DCCLI_HOME", "/var/lib/dccli"),
+            ("DCCLI_INVENTORY", "/etc/dccli/cluster.yml"),
+            ("NO_COLOR", "1"),
+        ),
+        log="/var/lib/dccli/backup/backup.log",
+        name=schedule.entry_name("lab.prod", "ckpt"),
+    )
     values.update(kw)
     return schedule.CronJob(**values)
 
@@ -100,13 +128,23 @@ def test_second_run_lock_is_refused_at_once(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("DCCLI_HOME", str(tmp_path))
     with locks.run_lock("c1") as path:
         # Another process (flock is per open file description: a thread in this process would share it).
-        code = ("import sys; from dccli.backup import locks\n"
-                "try:\n    locks.run_lock('c1').__enter__()\nexcept Exception as e:\n"
-                "    print(type(e).__name__, e); sys.exit(int(e.exit_code))\n")
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              env=dict(os.environ, DCCLI_HOME=str(tmp_path)), timeout=30)
+        code = (
+            "import sys; from dccli.backup import locks\n"
+            "try:\n    locks.run_lock('c1').__enter__()\nexcept Exception as e:\n"
+            "    print(type(e).__name__, e); sys.exit(int(e.exit_code))\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, DCCLI_HOME=str(tmp_path)),
+            timeout=30,
+        )
         assert proc.returncode == ExitCode.LOCKED == 5
-        assert f"LockedError another dccli backup run holds the lock for cluster 'c1' (pid {os.getpid()}" in proc.stdout
+        assert (
+            f"LockedError another dccli backup run holds the lock for cluster 'c1' (pid {os.getpid()}"
+            in proc.stdout
+        )
         assert oct(path.stat().st_mode & 0o777) == "0o600"
     with locks.run_lock("c1"):  # released on exit
         pass
@@ -114,7 +152,7 @@ def test_second_run_lock_is_refused_at_once(tmp_path: Path, monkeypatch: pytest.
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
-    paths: list[str] = []
+    paths: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
         type(self).paths.append(self.path)

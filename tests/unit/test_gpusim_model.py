@@ -13,7 +13,7 @@ import pytest
 from dccli.lab.gpusim import cli, klog, logcli, model
 
 NOW = 1_750_000_000.0
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def state(count: int = 8) -> dict:
@@ -115,7 +115,10 @@ def test_fell_off_bus_exit_15() -> None:
     st = model.apply_fault(state(), "fell_off_bus", 3)
     text, code = render([], st)
     assert code == 15
-    assert text == "Unable to determine the device handle for GPU 0000:5D:00.0: GPU is lost.  Reboot the system to recover this GPU\n"
+    assert (
+        text
+        == "Unable to determine the device handle for GPU 0000:5D:00.0: GPU is lost.  Reboot the system to recover this GPU\n"
+    )
     text, code = render(["-L"], st)
     assert code == 15 and len(text.splitlines()) == 8 and "GPU is lost" in text.splitlines()[3]
     text, code = render(["-i", "0", "-q"], st)  # the lost GPU not selected: fine
@@ -149,7 +152,9 @@ def test_select_by_index_uuid_and_bus_id() -> None:
     assert [line.split(":")[0] for line in text.splitlines()] == ["GPU 1", "GPU 3", "GPU 5"]
 
 
-def test_main_reads_state_and_driver_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_main_reads_state_and_driver_override(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     directory = tmp_path / model.STATE_DIR.lstrip("/")
     directory.mkdir(parents=True)
     (directory / "state.json").write_text(model.dumps(state(2)))
@@ -193,7 +198,11 @@ def test_dmesg_formats_match_captures(real_fixtures: Path) -> None:
     real_decoded = (real_fixtures / "gpud_dmesg_dmesg.decode.iso.log.0").read_text().splitlines()[0]
     assert decoded[0][:15] == real_decoded[:15] == "kern  :warn  : "
     assert decoded[1].startswith("kern  :err   : ")
-    assert klog.render_dmesg(records(), NOW, "default", False).splitlines()[0].startswith("[    5.017904] NVRM: Xid")
+    assert (
+        klog.render_dmesg(records(), NOW, "default", False)
+        .splitlines()[0]
+        .startswith("[    5.017904] NVRM: Xid")
+    )
     assert klog.render_dmesg(records(), NOW, "raw", False).splitlines()[1].startswith("<3>[    6.000001] ")
 
 
@@ -203,7 +212,9 @@ def test_kmsg_and_journal_formats_match_captures(real_fixtures: Path) -> None:
     pattern = r"\d+,\d+,\d+,-;.+"
     assert re.fullmatch(pattern, real_kmsg) and re.fullmatch(pattern, sim_kmsg)
     assert klog.parse_kmsg(sim_kmsg + "\ngarbage\n") == [records()[0]]
-    real_journal = (real_fixtures / "gpud_dmesg_journalctl-time-format-short-iso-2.log").read_text().splitlines()[0]
+    real_journal = (
+        (real_fixtures / "gpud_dmesg_journalctl-time-format-short-iso-2.log").read_text().splitlines()[0]
+    )
     sim_journal = klog.render_journal(records(), NOW, "node01", "short-iso", UTC).splitlines()[0]
     jpattern = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} \S+ kernel: .+"
     assert re.fullmatch(jpattern, real_journal) and re.fullmatch(jpattern, sim_journal)
@@ -220,7 +231,10 @@ def test_real_kernel_records_are_rebased_on_the_host_boot() -> None:
 def test_wrapper_options() -> None:
     assert logcli.parse_dmesg(["--time-format", "iso", "-x"])["fmt"] == "iso"
     assert logcli.parse_dmesg(["-l", "err,warn"])["levels"] == {3, 4}
-    assert logcli.parse_journalctl(["-k", "-b", "0", "-o", "short-precise", "--no-pager"])["fmt"] == "short-precise"
+    assert (
+        logcli.parse_journalctl(["-k", "-b", "0", "-o", "short-precise", "--no-pager"])["fmt"]
+        == "short-precise"
+    )
     for unsupported in (["-w"], ["--time-format", "delta"]):
         with pytest.raises(logcli.Unsupported):
             logcli.parse_dmesg(unsupported)

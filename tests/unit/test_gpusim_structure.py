@@ -166,7 +166,11 @@ def test_q_display_sections_are_the_full_query_sections(real_fixtures: Path, dis
 def test_q_display_combined_keeps_full_query_order() -> None:
     text = run(["-q", "-d", "TEMPERATURE,ECC,ROW_REMAPPER,PAGE_RETIREMENT,PERFORMANCE"])[0]
     block = text.split("GPU 00000000:18:00.0\n")[1].split("\n\n")[0]
-    tops = [line.strip() for line in block.splitlines() if line.startswith("    ") and not line.startswith("     ")]
+    tops = [
+        line.strip()
+        for line in block.splitlines()
+        if line.startswith("    ") and not line.startswith("     ")
+    ]
     tops = [t.split(" : ")[0].strip() for t in tops]
     assert tops == [
         "Performance State",
@@ -183,7 +187,9 @@ def test_q_display_combined_keeps_full_query_order() -> None:
 
 
 def test_query_gpu_header_and_units_match_h100_capture(real_fixtures: Path) -> None:
-    command, body = capture_sections(real_fixtures / H100_CAPTURE)["idle :: query-gpu (csv, what the exporter parses)"]
+    command, body = capture_sections(real_fixtures / H100_CAPTURE)[
+        "idle :: query-gpu (csv, what the exporter parses)"
+    ]
     fields = command.split("=", 1)[1].split(" ")[0]
     text, code = run([f"--query-gpu={fields}", "--format=csv"], sim_state(count=1))
     assert code == 0
@@ -196,7 +202,9 @@ def test_query_gpu_header_and_units_match_h100_capture(real_fixtures: Path) -> N
 
 
 def test_query_gpu_noheader_nounits() -> None:
-    text, _ = run(["--query-gpu=index,memory.total,power.draw,temperature.gpu", "--format=csv,noheader,nounits"])
+    text, _ = run(
+        ["--query-gpu=index,memory.total,power.draw,temperature.gpu", "--format=csv,noheader,nounits"]
+    )
     first = text.splitlines()[0]
     assert re.fullmatch(r"0, 81559, \d+\.\d\d, \d+", first)
     assert len(text.splitlines()) == 8
@@ -265,7 +273,9 @@ def test_topo_layout_matches_capture(real_fixtures: Path) -> None:
     _, body = capture_sections(real_fixtures / H100_CAPTURE)["capabilities :: topo -m"]
     real = body.strip("\n").splitlines()
     sim = run(["topo", "-m"])[0].splitlines()
-    assert sim[0].startswith("\t\x1b[4mGPU0\t") and sim[0].endswith("\tCPU Affinity\tNUMA Affinity\tGPU NUMA ID\x1b[0m")
+    assert sim[0].startswith("\t\x1b[4mGPU0\t") and sim[0].endswith(
+        "\tCPU Affinity\tNUMA Affinity\tGPU NUMA ID\x1b[0m"
+    )
     assert real[0].endswith(sim[0][-len("\tCPU Affinity\tNUMA Affinity\tGPU NUMA ID\x1b[0m") :])
     assert sim[-9:] == real[-9:]  # the legend
     row = sim[1].split("\t")

@@ -12,7 +12,19 @@ from dccli.health import formats, history, parse_smi
 from dccli.health.checks_gpu import gpu_checks, model_matches
 from dccli.health.checks_host import consistency_checks, host_checks
 from dccli.health.history import HostRecord
-from dccli.health.model import CRIT, OK, UNKNOWN, WARN, CheckResult, Gpu, HostFacts, IbPort, Mount, SmiReport, XidEvent
+from dccli.health.model import (
+    CRIT,
+    OK,
+    UNKNOWN,
+    WARN,
+    CheckResult,
+    Gpu,
+    HostFacts,
+    IbPort,
+    Mount,
+    SmiReport,
+    XidEvent,
+)
 from dccli.health.thresholds import BY_NAME, TABLE, defaults, for_host
 from dccli.inventory.loader import HEALTH, loads
 
@@ -20,11 +32,28 @@ LIM = defaults()
 
 
 def _gpu(i: int = 0, **kw) -> Gpu:
-    base = dict(index=i, name="NVIDIA H100 80GB HBM3", persistence_mode="Enabled", temperature_c=40.0,
-                ecc_volatile_sbe=0, ecc_volatile_dbe=0, ecc_aggregate_sbe=0, ecc_aggregate_dbe=0, retired_sbe=0,
-                retired_dbe=0, retired_pending=False, remap_correctable=0, remap_uncorrectable=0,
-                remap_pending=False, remap_failure=False, pcie_gen_current=5, pcie_gen_max=5,
-                pcie_width_current=16, pcie_width_max=16, utilization_pct=0.0)
+    base = dict(
+        index=i,
+        name="NVIDIA H100 80GB HBM3",
+        persistence_mode="Enabled",
+        temperature_c=40.0,
+        ecc_volatile_sbe=0,
+        ecc_volatile_dbe=0,
+        ecc_aggregate_sbe=0,
+        ecc_aggregate_dbe=0,
+        retired_sbe=0,
+        retired_dbe=0,
+        retired_pending=False,
+        remap_correctable=0,
+        remap_uncorrectable=0,
+        remap_pending=False,
+        remap_failure=False,
+        pcie_gen_current=5,
+        pcie_gen_max=5,
+        pcie_width_current=16,
+        pcie_width_max=16,
+        utilization_pct=0.0,
+    )
     base.update(kw)
     return Gpu(**base)
 
@@ -41,29 +70,43 @@ def _verdicts(results: list[CheckResult]) -> dict[str, str]:
 def test_healthy_host_is_all_ok() -> None:
     res = gpu_checks(_facts(*[_gpu(i) for i in range(8)]), 8, "H100-SXM5-80GB", LIM, None)
     assert {r.verdict for r in res} == {OK}
-    assert {"gpu.count", "gpu.model", "gpu.xid", "gpu.ecc", "gpu.retired_pages", "gpu.row_remap", "gpu.temperature",
-            "gpu.throttle", "gpu.persistence", "gpu.pcie", "gpu.processes"} <= set(_verdicts(res))
+    assert {
+        "gpu.count",
+        "gpu.model",
+        "gpu.xid",
+        "gpu.ecc",
+        "gpu.retired_pages",
+        "gpu.row_remap",
+        "gpu.temperature",
+        "gpu.throttle",
+        "gpu.persistence",
+        "gpu.pcie",
+        "gpu.processes",
+    } <= set(_verdicts(res))
 
 
-@pytest.mark.parametrize("gpu_kw,check,verdict", [
-    ({"ecc_volatile_dbe": 2}, "gpu.ecc", CRIT),
-    ({"ecc_aggregate_dbe": 1}, "gpu.ecc", WARN),
-    ({"ecc_volatile_sbe": 20000}, "gpu.ecc", WARN),
-    ({"retired_sbe": 30, "retired_dbe": 34}, "gpu.retired_pages", CRIT),
-    ({"retired_dbe": 12}, "gpu.retired_pages", WARN),
-    ({"retired_pending": True}, "gpu.retired_pages", WARN),
-    ({"remap_pending": True}, "gpu.row_remap", WARN),
-    ({"remap_failure": True}, "gpu.row_remap", CRIT),
-    ({"temperature_c": 86.0}, "gpu.temperature", WARN),
-    ({"temperature_c": 95.0}, "gpu.temperature", CRIT),
-    ({"temperature_c": 80.0, "slowdown_temp_c": 79.0}, "gpu.temperature", CRIT),
-    ({"throttle_active": ("hw_thermal_slowdown",)}, "gpu.throttle", WARN),
-    ({"throttle_active": ("gpu_idle",)}, "gpu.throttle", OK),
-    ({"persistence_mode": "Disabled"}, "gpu.persistence", WARN),
-    ({"pcie_width_current": 8}, "gpu.pcie", WARN),
-    ({"pcie_gen_current": 1}, "gpu.pcie", OK),  # idle GPUs lower their link speed
-    ({"pcie_gen_current": 3, "utilization_pct": 90.0}, "gpu.pcie", WARN),
-])
+@pytest.mark.parametrize(
+    "gpu_kw,check,verdict",
+    [
+        ({"ecc_volatile_dbe": 2}, "gpu.ecc", CRIT),
+        ({"ecc_aggregate_dbe": 1}, "gpu.ecc", WARN),
+        ({"ecc_volatile_sbe": 20000}, "gpu.ecc", WARN),
+        ({"retired_sbe": 30, "retired_dbe": 34}, "gpu.retired_pages", CRIT),
+        ({"retired_dbe": 12}, "gpu.retired_pages", WARN),
+        ({"retired_pending": True}, "gpu.retired_pages", WARN),
+        ({"remap_pending": True}, "gpu.row_remap", WARN),
+        ({"remap_failure": True}, "gpu.row_remap", CRIT),
+        ({"temperature_c": 86.0}, "gpu.temperature", WARN),
+        ({"temperature_c": 95.0}, "gpu.temperature", CRIT),
+        ({"temperature_c": 80.0, "slowdown_temp_c": 79.0}, "gpu.temperature", CRIT),
+        ({"throttle_active": ("hw_thermal_slowdown",)}, "gpu.throttle", WARN),
+        ({"throttle_active": ("gpu_idle",)}, "gpu.throttle", OK),
+        ({"persistence_mode": "Disabled"}, "gpu.persistence", WARN),
+        ({"pcie_width_current": 8}, "gpu.pcie", WARN),
+        ({"pcie_gen_current": 1}, "gpu.pcie", OK),  # idle GPUs lower their link speed
+        ({"pcie_gen_current": 3, "utilization_pct": 90.0}, "gpu.pcie", WARN),
+    ],
+)
 def test_one_gpu_fault_flags_one_check(gpu_kw: dict, check: str, verdict: str) -> None:
     res = gpu_checks(_facts(_gpu(0), _gpu(1, **gpu_kw)), 2, None, LIM, None)
     got = _verdicts(res)
@@ -83,7 +126,11 @@ def test_missing_gpu_and_driver_not_loaded() -> None:
 def test_xids_since_last_check_with_catalogue_severity() -> None:
     xids = (XidEvent(13, "0000:19:00", "Graphics", 100.0), XidEvent(79, "0000:3b:00", "fallen off", 200.0))
     res = {r.check: r for r in gpu_checks(_facts(_gpu(0), xids=xids), 1, None, LIM, None)}
-    assert res["gpu.xid"].verdict == CRIT and "Xid 79" in res["gpu.xid"].value and "reboot" in res["gpu.xid"].action
+    assert (
+        res["gpu.xid"].verdict == CRIT
+        and "Xid 79" in res["gpu.xid"].value
+        and "reboot" in res["gpu.xid"].action
+    )
     res = {r.check: r for r in gpu_checks(_facts(_gpu(0), xids=xids), 1, None, LIM, 150.0)}
     assert res["gpu.xid"].verdict == CRIT and "Xid 13" not in res["gpu.xid"].value
     res = {r.check: r for r in gpu_checks(_facts(_gpu(0), xids=xids), 1, None, LIM, 250.0)}
@@ -110,11 +157,21 @@ def test_model_matching() -> None:
 
 def test_host_checks() -> None:
     f = HostFacts(
-        host="n1", mounts=(Mount("/", "ext4", 100, 50, 100, 90), Mount("/data", "xfs", 100, 2, 100, 99)),
-        mem_total=100, mem_available=50, load1=1.0, cpus=4, clock_skew_s=0.0, services={"sshd": True, "slurmd": False},
-        defunct=0, reboot_required=True,
-        ib_ports=(IbPort("mlx5_0", 1, "Active", "LinkUp", 200.0, "InfiniBand"),
-                  IbPort("mlx5_1", 1, "Down", "Disabled", 40.0, "InfiniBand")))
+        host="n1",
+        mounts=(Mount("/", "ext4", 100, 50, 100, 90), Mount("/data", "xfs", 100, 2, 100, 99)),
+        mem_total=100,
+        mem_available=50,
+        load1=1.0,
+        cpus=4,
+        clock_skew_s=0.0,
+        services={"sshd": True, "slurmd": False},
+        defunct=0,
+        reboot_required=True,
+        ib_ports=(
+            IbPort("mlx5_0", 1, "Active", "LinkUp", 200.0, "InfiniBand"),
+            IbPort("mlx5_1", 1, "Down", "Disabled", 40.0, "InfiniBand"),
+        ),
+    )
     res = host_checks(f, LIM)
     got = {(r.check, r.subject): r.verdict for r in res}
     assert got[("host.disk", "/data")] == CRIT
@@ -124,7 +181,9 @@ def test_host_checks() -> None:
     assert got[("host.reboot_required", "")] == WARN
     assert got[("host.memory", "")] == OK and got[("host.load", "")] == OK
     lim = dataclasses.replace(LIM, values={**LIM.values, "ib_rate_gbps": 400})
-    ok_ports = dataclasses.replace(f, ib_ports=(IbPort("mlx5_0", 1, "Active", "LinkUp", 200.0, "InfiniBand"),))
+    ok_ports = dataclasses.replace(
+        f, ib_ports=(IbPort("mlx5_0", 1, "Active", "LinkUp", 200.0, "InfiniBand"),)
+    )
     assert {r.check: r.verdict for r in host_checks(ok_ports, lim)}["host.infiniband"] == WARN
     skewed = dataclasses.replace(f, clock_skew_s=7.5)
     assert {r.check: r.verdict for r in host_checks(skewed, LIM)}["host.clock_skew"] == CRIT
@@ -132,7 +191,9 @@ def test_host_checks() -> None:
 
 def test_driver_consistency_flags_the_odd_host() -> None:
     rep = lambda d, c: SmiReport("xml", d, c, 1, ())  # noqa: E731
-    res = consistency_checks({"a": rep("550.54.15", "12.4"), "b": rep("550.54.15", "12.4"), "c": rep("535.1", "12.2")})
+    res = consistency_checks(
+        {"a": rep("550.54.15", "12.4"), "b": rep("550.54.15", "12.4"), "c": rep("535.1", "12.2")}
+    )
     bad = {(r.host, r.check) for r in res if r.verdict == WARN}
     assert bad == {("c", "gpu.driver_version"), ("c", "gpu.cuda_version")}
 
@@ -160,11 +221,17 @@ groups:
     assert n2["temp_crit_c"] == BY_NAME["temp_crit_c"].default
 
 
-@pytest.mark.parametrize("snippet,message", [
-    ("health: {temp_wran_c: 80}", "2:10: health.temp_wran_c: unknown key 'temp_wran_c' (did you mean 'temp_warn_c'?)"),
-    ("health: {temp_warn_c: hot}", "health.temp_warn_c: expected a number >= 0"),
-    ("health: {required_services: ['a;b']}", "may only hold letters"),
-])
+@pytest.mark.parametrize(
+    "snippet,message",
+    [
+        (
+            "health: {temp_wran_c: 80}",
+            "2:10: health.temp_wran_c: unknown key 'temp_wran_c' (did you mean 'temp_warn_c'?)",
+        ),
+        ("health: {temp_warn_c: hot}", "health.temp_warn_c: expected a number >= 0"),
+        ("health: {required_services: ['a;b']}", "may only hold letters"),
+    ],
+)
 def test_inventory_health_errors_name_line_and_key(snippet: str, message: str) -> None:
     from dccli.errors import InventoryError
 
@@ -174,9 +241,11 @@ def test_inventory_health_errors_name_line_and_key(snippet: str, message: str) -
 
 
 def _report() -> tuple[list[CheckResult], list[HostRecord]]:
-    results = [CheckResult("n1", "gpu.ecc", CRIT, "GPU1: DBE=2", "DBE >= 1", "reset", "DCGM"),
-               CheckResult("n1", "host.disk", OK, "max / 10%", ">= 90%", "", "NHC"),
-               CheckResult('n"2', "host.reachable", UNKNOWN, "timed out", "reachable", "check", "dccli")]
+    results = [
+        CheckResult("n1", "gpu.ecc", CRIT, "GPU1: DBE=2", "DBE >= 1", "reset", "DCGM"),
+        CheckResult("n1", "host.disk", OK, "max / 10%", ">= 90%", "", "NHC"),
+        CheckResult('n"2', "host.reachable", UNKNOWN, "timed out", "reachable", "check", "dccli"),
+    ]
     hosts = [HostRecord("n1", "ok", CRIT, 1.0), HostRecord('n"2', "unreachable", UNKNOWN)]
     return results, hosts
 
@@ -197,10 +266,14 @@ def test_prometheus_textfile_parses_and_is_atomic(tmp_path: Path) -> None:
 def test_nagios_line_and_codes() -> None:
     results, hosts = _report()
     line, code = formats.nagios(results, hosts)
-    assert code == 2 and line.startswith("DCCLI HEALTH CRITICAL - 1 CRIT, 0 WARN, 1 UNKNOWN of 2 hosts: n1 gpu.ecc")
+    assert code == 2 and line.startswith(
+        "DCCLI HEALTH CRITICAL - 1 CRIT, 0 WARN, 1 UNKNOWN of 2 hosts: n1 gpu.ecc"
+    )
     assert line.count("\n") == 0 and "| crit=1 warn=0 unknown=1 hosts=2" in line
-    assert formats.nagios([], [HostRecord("a", "ok", OK)]) == ("DCCLI HEALTH OK - 1 hosts OK | crit=0 warn=0 "
-                                                                "unknown=0 hosts=1", 0)
+    assert formats.nagios([], [HostRecord("a", "ok", OK)]) == (
+        "DCCLI HEALTH OK - 1 hosts OK | crit=0 warn=0 unknown=0 hosts=1",
+        0,
+    )
     assert formats.nagios(results[2:], hosts[1:])[1] == 3
 
 
@@ -209,16 +282,33 @@ def test_history_changes_and_cursor(tmp_path: Path) -> None:
 
     conn = db.connect(tmp_path / "state.db")
     ok = [CheckResult("n1", "gpu.ecc", OK, "fine"), CheckResult("n2", "gpu.ecc", OK, "fine")]
-    r1 = history.store(conn, "c", 1000.0, [HostRecord("n1", "ok", OK, 500.0, "b1"), HostRecord("n2", "ok", OK, 600.0)],
-                       ok, OK)
+    r1 = history.store(
+        conn,
+        "c",
+        1000.0,
+        [HostRecord("n1", "ok", OK, 500.0, "b1"), HostRecord("n2", "ok", OK, 600.0)],
+        ok,
+        OK,
+    )
     conn.execute("UPDATE health_runs SET started_at = 1000.0 WHERE id = ?", (r1,))
-    bad = [CheckResult("n1", "gpu.ecc", CRIT, "GPU1: DBE=2"), CheckResult("n2", "gpu.ecc", OK, "fine"),
-           CheckResult("n2", "host.disk", WARN, "/ 91%", subject="/")]
-    r2 = history.store(conn, "c", 90000.0, [HostRecord("n1", "ok", CRIT, 900.0), HostRecord("n2", "ok", WARN, 950.0)],
-                       bad, CRIT)
+    bad = [
+        CheckResult("n1", "gpu.ecc", CRIT, "GPU1: DBE=2"),
+        CheckResult("n2", "gpu.ecc", OK, "fine"),
+        CheckResult("n2", "host.disk", WARN, "/ 91%", subject="/"),
+    ]
+    r2 = history.store(
+        conn,
+        "c",
+        90000.0,
+        [HostRecord("n1", "ok", CRIT, 900.0), HostRecord("n2", "ok", WARN, 950.0)],
+        bad,
+        CRIT,
+    )
     changes = history.changes(conn, "c", r2, 86400.0, now=90000.0 + 1000.0)
-    assert [(c.host, c.check, c.was, c.now) for c in changes] == [("n1", "gpu.ecc", OK, CRIT),
-                                                                  ("n2", "host.disk", "", WARN)]
+    assert [(c.host, c.check, c.was, c.now) for c in changes] == [
+        ("n1", "gpu.ecc", OK, CRIT),
+        ("n2", "host.disk", "", WARN),
+    ]
     assert history.xid_cursors(conn, "c") == {"n1": (900.0, None), "n2": (950.0, None)}
     assert history.latest(conn, "c")["n1"]["worst"] == CRIT
     assert history.parse_duration("24h") == 86400 and history.parse_duration("30m") == 1800
@@ -236,6 +326,27 @@ def test_text_and_xml_give_the_same_checks(real_fixtures: Path) -> None:
     q = parse_smi.parse_text(next(b for _, c, b in sec if c == "nvidia-smi -q"))
     c = parse_smi.parse_csv(next(b for _, c, b in sec if "--query-gpu=" in c))
     pick = {"gpu.count", "gpu.persistence", "gpu.temperature"}
-    judge = lambda rep: {r.check: r.verdict for r in gpu_checks(HostFacts("x", smi=rep), 1, None, LIM, None)  # noqa: E731
-                         if r.check in pick}
+
+    def judge(rep: SmiReport) -> dict[str, str]:
+        return {
+            r.check: r.verdict
+            for r in gpu_checks(HostFacts("x", smi=rep), 1, None, LIM, None)
+            if r.check in pick
+        }
+
     assert judge(q) == judge(c) == {"gpu.count": OK, "gpu.persistence": WARN, "gpu.temperature": OK}
+
+
+def test_probe_step_runs_for_real_through_a_local_connection() -> None:
+    """The remote health step (stdlib helper) on this machine, parsed and checked like any host's answer."""
+    from dccli.health.probe import collect, facts_from_raw
+    from dccli.transport.local import LocalConnection
+
+    raw = collect(LocalConnection("here"), ["no-such-daemon-x"], gpu=False)
+    facts = facts_from_raw(raw)
+    assert facts.mounts and facts.mem_total and facts.cpus and facts.load1 is not None
+    assert facts.services == {"no-such-daemon-x": False} and facts.defunct is not None
+    assert facts.clock_skew_s is not None and abs(facts.clock_skew_s) < 1.0
+    res = {(r.check, r.subject): r.verdict for r in host_checks(facts, LIM)}
+    assert res[("host.service", "no-such-daemon-x")] == CRIT
+    assert any(k[0] == "host.disk" for k in res)

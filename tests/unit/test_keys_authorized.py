@@ -25,8 +25,12 @@ NEW_LINE = (DATA / "dccli_new.pub").read_bytes().strip()
 
 @pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs OpenSSH's ssh-keygen")
 def test_entries_match_ssh_keygen_on_the_sshd8_example(tmp_path):
-    out = subprocess.run(["ssh-keygen", "-l", "-f", str(DATA / "authorized_keys.sshd8")], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["ssh-keygen", "-l", "-f", str(DATA / "authorized_keys.sshd8")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     expected = [line.split()[1] for line in out.splitlines()]
     assert [e.fingerprint for e in authorized.entries(SSHD8)] == expected
     assert [e.cert_authority for e in authorized.entries(SSHD8)] == [False] * 6 + [True]
@@ -56,8 +60,7 @@ def test_add_prepends_and_remove_drops_only_our_lines(tail):
     kept, removed = authorized.remove_keys(added, [OLD])
     # the permitopen line authorizes the old key (removed); the cert-authority line with the same key stays
     assert removed == 1
-    expected = b"".join(line for line in authorized.split_lines(added)
-                        if not line.startswith(b"permitopen="))
+    expected = b"".join(line for line in authorized.split_lines(added) if not line.startswith(b"permitopen="))
     assert kept == expected
     assert authorized.has_key(kept, NEW) and not authorized.has_key(kept, OLD)
     assert [e.blob for e in authorized.cert_authorities(kept)] == [OLD]

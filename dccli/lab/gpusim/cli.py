@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any
 
 from . import model, query, render_text, render_xml
+
+TYPE_CHECKING = False  # not `import typing`: it costs the simulator ~20 ms a call
+if TYPE_CHECKING:
+    from typing import Any
 
 DRIVER_MESSAGE = (
     "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
@@ -64,6 +67,15 @@ def load_state() -> dict[str, Any]:
     return state
 
 
+def _take(args: list[str], eq: str, value: str) -> str:
+    """The value of `--opt=value` or of `--opt value`."""
+    if eq:
+        return value
+    if not args:
+        raise Usage(BAD_ARGS)
+    return args.pop(0)
+
+
 def parse(argv: list[str]) -> dict[str, Any]:
     opts: dict[str, Any] = {"mode": "table", "ids": None, "displays": None, "xml": False, "format": None}
     args = list(argv)
@@ -76,13 +88,6 @@ def parse(argv: list[str]) -> dict[str, Any]:
     while args:
         arg = args.pop(0)
         name, eq, value = arg.partition("=")
-
-        def take() -> str:
-            if eq:
-                return value
-            if not args:
-                raise Usage(BAD_ARGS)
-            return args.pop(0)
 
         if arg in ("-h", "--help"):
             opts["mode"] = "help"
@@ -97,9 +102,9 @@ def parse(argv: list[str]) -> dict[str, Any]:
         elif arg in ("-qx", "-xq"):
             opts["mode"], opts["xml"] = "query", True
         elif name in ("-i", "--id"):
-            opts["ids"] = [part.strip() for part in take().split(",") if part.strip()]
+            opts["ids"] = [part.strip() for part in _take(args, eq, value).split(",") if part.strip()]
         elif name in ("-d", "--display"):
-            displays = [part.strip().upper() for part in take().split(",") if part.strip()]
+            displays = [part.strip().upper() for part in _take(args, eq, value).split(",") if part.strip()]
             for d in displays:
                 if d not in render_text.DISPLAY_SECTIONS:
                     raise Usage(BAD_ARGS)
@@ -111,9 +116,9 @@ def parse(argv: list[str]) -> dict[str, Any]:
             "--query-remapped-rows",
         ):
             opts["mode"] = name[len("--query-") :]
-            opts["fields"] = take()
+            opts["fields"] = _take(args, eq, value)
         elif name == "--format":
-            opts["format"] = [part.strip() for part in take().split(",")]
+            opts["format"] = [part.strip() for part in _take(args, eq, value).split(",")]
         elif arg == "--help-query-gpu":
             opts["mode"] = "help-query-gpu"
         else:

@@ -9,7 +9,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
-from typing import Any, NamedTuple
+from collections import namedtuple
+
+TYPE_CHECKING = False  # not `import typing` at run time: every dmesg call would pay for it
+if TYPE_CHECKING:
+    from typing import Any
+
 
 LEVELS = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")
 FACILITIES = (
@@ -48,10 +53,8 @@ XID_TEXT = {
 }
 
 
-class Record(NamedTuple):
-    priority: int  # facility * 8 + level, as in /dev/kmsg and `dmesg --raw`
-    usec: int  # microseconds since the host's boot
-    message: str
+# priority: facility * 8 + level, as in /dev/kmsg and `dmesg --raw`; usec: microseconds since the host's boot.
+Record = namedtuple("Record", "priority usec message")
 
 
 PAGE_RETIRED_TEXT = "Dynamic Page Retirement: New page retired, reboot to activate (0x0000000012bac1c3)."

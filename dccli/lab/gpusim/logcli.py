@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import socket
-import subprocess
 import sys
 import time
 
@@ -37,6 +35,30 @@ def real_tool(name: str) -> str:
     return ""
 
 
+def _output(argv: list[str]) -> str:
+    """stdout of argv (stderr dropped). fork/exec by hand: `import subprocess` would double our start time."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.dup2(write_fd, 1)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.execv(argv[0], argv)
+        finally:
+            os._exit(127)
+    os.close(write_fd)
+    chunks = []
+    while True:
+        chunk = os.read(read_fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    return b"".join(chunks).decode(errors="replace")
+
+
 def _records() -> tuple[list[klog.Record], float]:
     boot = klog.read_boot(_root() + model.BOOT_PATH)
     if not boot["boot_time"]:
@@ -44,8 +66,7 @@ def _records() -> tuple[list[klog.Record], float]:
     real: list[klog.Record] = []
     dmesg = real_tool("dmesg")
     if dmesg:
-        proc = subprocess.run([dmesg, "--raw"], capture_output=True, text=True, errors="replace")
-        real = klog.parse_raw(proc.stdout, boot["boot_monotonic"])
+        real = klog.parse_raw(_output([dmesg, "--raw"]), boot["boot_monotonic"])
     try:
         with open(_root() + model.KMSG_PATH, encoding="utf-8", errors="replace") as fh:
             simulated = klog.parse_kmsg(fh.read())
@@ -127,19 +148,20 @@ def _since(value: str) -> float:
     raise Unsupported(value)
 
 
+def _take(args: list[str], arg: str, eq: str, value: str) -> str:
+    if eq:
+        return value
+    if not args:
+        raise Unsupported(arg)
+    return args.pop(0)
+
+
 def parse_journalctl(argv: list[str]) -> dict:
     opts = {"kernel": False, "fmt": "short", "since": None, "lines": None}
     args = list(argv)
     while args:
         arg = args.pop(0)
         name, eq, value = arg.partition("=")
-
-        def take() -> str:
-            if eq:
-                return value
-            if not args:
-                raise Unsupported(arg)
-            return args.pop(0)
 
         if arg in ("-k", "--dmesg"):
             opts["kernel"] = True
@@ -160,14 +182,14 @@ def parse_journalctl(argv: list[str]) -> dict:
             if args[:1] in (["0"], ["-0"]) and arg in ("-b", "--boot"):
                 args.pop(0)
         elif name in ("-o", "--output"):
-            fmt = take()
+            fmt = _take(args, arg, eq, value)
             if fmt not in ("short", "short-iso", "short-precise", "short-iso-precise", "cat"):
                 raise Unsupported(fmt)
             opts["fmt"] = fmt
         elif name in ("-S", "--since"):
-            opts["since"] = _since(take())
+            opts["since"] = _since(_take(args, arg, eq, value))
         elif name in ("-n", "--lines"):
-            opts["lines"] = int(take())
+            opts["lines"] = int(_take(args, arg, eq, value))
         elif arg.startswith("-o") and len(arg) > 2:
             args.insert(0, arg[2:])
             args.insert(0, "-o")
@@ -189,7 +211,7 @@ def main_journalctl(argv: list[str] | None = None) -> int:
         records = [r for r in records if boot_time + r.usec / 1e6 >= opts["since"]]
     if opts["lines"] is not None:
         records = records[-opts["lines"] :] if opts["lines"] > 0 else []
-    return _write(klog.render_journal(records, boot_time, socket.gethostname(), opts["fmt"]))
+    return _write(klog.render_journal(records, boot_time, os.uname().nodename, opts["fmt"]))
 
 
 def _write(text: str) -> int:

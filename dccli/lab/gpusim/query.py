@@ -7,10 +7,12 @@ nvidia-smi does for unsupported fields.
 
 from __future__ import annotations
 
-from typing import Any
-
 from .fields import COMPUTE_APP_FIELDS, GPU_FIELDS, REMAPPED_ROW_FIELDS, RETIRED_PAGE_FIELDS
 from .model import MODELS, THROTTLE_BITS, THROTTLE_REASONS
+
+TYPE_CHECKING = False  # not `import typing`: it costs the simulator ~20 ms a call
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class FieldError(ValueError):

@@ -7,9 +7,11 @@ gpud_nvidia-smi.550.90.07.out.0.valid.txt, topo -m from the nvgpuexp H100 captur
 
 from __future__ import annotations
 
-from typing import Any
-
 from .model import MODELS, THROTTLE_REASONS
+
+TYPE_CHECKING = False  # not `import typing`: it costs the simulator ~20 ms a call
+if TYPE_CHECKING:
+    from typing import Any
 
 KEY_WIDTH = 42
 # -d display type -> the top-level sections of a GPU block it shows (order as in the full -q).
@@ -309,7 +311,7 @@ def _ecc_rows(counts: dict[str, int], aggregate: bool) -> list[Node]:
         ("DRAM Correctable", str(counts["sbe"])),
         ("DRAM Uncorrectable", str(counts["dbe"])),
     ]
-    return rows + [("SRAM Threshold Exceeded", "No")] if aggregate else rows
+    return [*rows, ("SRAM Threshold Exceeded", "No")] if aggregate else rows
 
 
 def _clock_rows(clocks: tuple) -> list[Node]:

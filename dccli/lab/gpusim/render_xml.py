@@ -4,10 +4,17 @@ Pure string building: no xml library, so the host's interpreter starts fast."""
 
 from __future__ import annotations
 
-from typing import Any
-from xml.sax.saxutils import escape
-
 from .model import MODELS
+
+TYPE_CHECKING = False  # not `import typing`: it costs the simulator ~20 ms a call
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def escape(text: str) -> str:
+    # Not xml.sax.saxutils.escape: importing it pulls in urllib and http.client (~40 ms per call).
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
 
 Elem = tuple  # (tag, text) or (tag, [children]) or (tag, [children], attrs)
 

@@ -20,24 +20,36 @@ def run_command(args, ctx, shell):
     creates, removes, chdir = args.get("creates"), args.get("removes"), args.get("chdir")
     if not raw and not argv:
         raise ModuleFailed("no command given", rc=256)
-    if shell:
-        cmd = raw
-    else:
-        cmd = argv if argv else shlex.split(raw)
-    res = {"changed": False, "cmd": cmd, "rc": None, "stdout": "", "stderr": "", "msg": "",
-           "start": None, "end": None, "delta": None}
+    cmd = raw if shell else argv if argv else shlex.split(raw)
+    res = {
+        "changed": False,
+        "cmd": cmd,
+        "rc": None,
+        "stdout": "",
+        "stderr": "",
+        "msg": "",
+        "start": None,
+        "end": None,
+        "delta": None,
+    }
     if chdir:
         try:
             os.chdir(os.path.expanduser(chdir))
         except OSError as exc:
-            raise ModuleFailed("Unable to change directory before execution.", error=str(exc))
+            raise ModuleFailed("Unable to change directory before execution.", error=str(exc)) from None
     shoulda = "Would" if ctx["check"] else "Did"
     if creates and glob.glob(os.path.expanduser(creates)):
-        res.update(msg="%s not run command since '%s' exists" % (shoulda, creates), rc=0,
-                   stdout="skipped, since %s exists" % creates)
+        res.update(
+            msg="%s not run command since '%s' exists" % (shoulda, creates),
+            rc=0,
+            stdout="skipped, since %s exists" % creates,
+        )
     elif removes and not glob.glob(os.path.expanduser(removes)):
-        res.update(msg="%s not run command since '%s' does not exist" % (shoulda, removes), rc=0,
-                   stdout="skipped, since %s does not exist" % removes)
+        res.update(
+            msg="%s not run command since '%s' does not exist" % (shoulda, removes),
+            rc=0,
+            stdout="skipped, since %s does not exist" % removes,
+        )
     if res["msg"]:
         os.chdir("/")
         return finish_lines(res)
@@ -48,12 +60,23 @@ def run_command(args, ctx, shell):
             res.update(skipped=True, changed=False)
         return finish_lines(res)
     start = datetime.datetime.now()
-    rc, out, err = run_env(cmd, ctx["env"], stdin=args.get("stdin"), shell=shell,
-                           executable=args.get("executable") if shell else None)
+    rc, out, err = run_env(
+        cmd,
+        ctx["env"],
+        stdin=args.get("stdin"),
+        shell=shell,
+        executable=args.get("executable") if shell else None,
+    )
     end = datetime.datetime.now()
     os.chdir("/")
-    res.update(rc=rc, stdout=out.rstrip("\r\n"), stderr=err.rstrip("\r\n"), start=str(start), end=str(end),
-               delta=str(end - start))
+    res.update(
+        rc=rc,
+        stdout=out.rstrip("\r\n"),
+        stderr=err.rstrip("\r\n"),
+        start=str(start),
+        end=str(end),
+        delta=str(end - start),
+    )
     if rc != 0:
         res.update(failed=True, msg="non-zero return code")
     return finish_lines(res)
@@ -98,8 +121,13 @@ def m_wait_for(args, ctx):
             if done:
                 return {"changed": False, "elapsed": int(time.time() - start)}
         if done:
-            return {"changed": False, "elapsed": int(time.time() - start), "path": path, "port": port,
-                    "state": state}
+            return {
+                "changed": False,
+                "elapsed": int(time.time() - start),
+                "path": path,
+                "port": port,
+                "state": state,
+            }
         if time.time() - start >= timeout:
             what = path or "%s:%s" % (host, port)
             raise ModuleFailed("Timeout when waiting for %s" % what, elapsed=int(time.time() - start))
@@ -135,12 +163,14 @@ def m_sysctl(args, ctx):
         out_lines.append("%s=%s\n" % (name, value))
     new = "".join(out_lines)
     changed = new != original
-    res = {"name": name, "value": value, "sysctl_file": conf,
-           "diff": [text_diff(conf, original, new)]}
+    res = {"name": name, "value": value, "sysctl_file": conf, "diff": [text_diff(conf, original, new)]}
     proc_path = "/proc/sys/" + name.replace(".", "/")
     current = (read_text(proc_path) or "").strip() if os.path.exists(proc_path) else None
-    live_differs = state == "present" and args.get("sysctl_set", False) and \
-        " ".join((current or "").split()) != " ".join(value.split())
+    live_differs = (
+        state == "present"
+        and args.get("sysctl_set", False)
+        and " ".join((current or "").split()) != " ".join(value.split())
+    )
     if ctx["check"]:
         res["changed"] = changed or bool(live_differs)
         return res
@@ -156,13 +186,15 @@ def m_sysctl(args, ctx):
                 handle.write(value)
             res["changed"] = True
         except OSError as exc:
-            raise ModuleFailed("setting %s=%s failed: %s (%s is read-only on this host?)" % (
-                name, value, exc.strerror or exc, proc_path), changed=changed, **res)
+            raise ModuleFailed(
+                "setting %s=%s failed: %s (%s is read-only on this host?)"
+                % (name, value, exc.strerror or exc, proc_path),
+                **res,
+            ) from None
     elif changed and args.get("reload", True) and state == "present" and not args.get("sysctl_set", False):
         rc, out, err = run_env(["sysctl", "-p", conf], ctx["env"])
         if rc != 0:
-            raise ModuleFailed("Failed to reload sysctl: %s" % (err.strip() or out.strip()), changed=changed,
-                               rc=rc, **res)
+            raise ModuleFailed("Failed to reload sysctl: %s" % (err.strip() or out.strip()), rc=rc, **res)
     return res
 
 
@@ -181,10 +213,16 @@ def m_service(args, ctx):
         restart, reload_ = [systemctl, "restart", name], [systemctl, "reload", name]
     elif os.path.exists(script):
         status = lambda: run_env([script, "status"], ctx["env"])[0] == 0  # noqa: E731
-        start, stop, restart, reload_ = [script, "start"], [script, "stop"], [script, "restart"], [script, "reload"]
+        start, stop, restart, reload_ = (
+            [script, "start"],
+            [script, "stop"],
+            [script, "restart"],
+            [script, "reload"],
+        )
     else:
-        raise ModuleFailed("Could not find the requested service %s: no systemd on this host and no %s" % (
-            name, script))
+        raise ModuleFailed(
+            "Could not find the requested service %s: no systemd on this host and no %s" % (name, script)
+        )
     running = status()
     res["status"] = {"ActiveState": "active" if running else "inactive"}
     action = None
@@ -204,8 +242,11 @@ def m_service(args, ctx):
                 if not ctx["check"]:
                     rc, out, err = run_env([systemctl, "enable" if enabled else "disable", name], ctx["env"])
                     if rc != 0:
-                        raise ModuleFailed("Unable to %s service %s: %s" % (
-                            "enable" if enabled else "disable", name, err.strip()), **res)
+                        raise ModuleFailed(
+                            "Unable to %s service %s: %s"
+                            % ("enable" if enabled else "disable", name, err.strip()),
+                            **res,
+                        )
         else:
             links = glob.glob("/etc/rc[2345].d/S??%s" % name)
             if bool(enabled) != bool(links):
@@ -219,8 +260,12 @@ def m_service(args, ctx):
         if not ctx["check"]:
             rc, out, err = run_env(action, ctx["env"], timeout=120)
             if rc != 0:
-                raise ModuleFailed("Unable to %s service %s: %s" % (
-                    action[-1] if not systemctl else action[1], name, (err or out).strip()), rc=rc, **res)
+                raise ModuleFailed(
+                    "Unable to %s service %s: %s"
+                    % (action[-1] if not systemctl else action[1], name, (err or out).strip()),
+                    rc=rc,
+                    **res,
+                )
     res["state"] = state or ("started" if running else "stopped")
     return res
 
@@ -234,6 +279,11 @@ def m_boot_id(args, ctx):
 def m_reboot_trigger(args, ctx):
     # Detach the reboot command so this session can answer before the host goes down.
     cmd = args.get("reboot_command") or "shutdown -r now"
-    subprocess.Popen(["/bin/sh", "-c", "sleep 1; " + cmd], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True)
+    subprocess.Popen(
+        ["/bin/sh", "-c", "sleep 1; " + cmd],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     return {"changed": True}

@@ -2,6 +2,7 @@
 # result per line), so the control node can template each task with the results of the previous ones
 # while the session, the python3 process and the SSH channel stay open for the whole play.
 import base64
+import contextlib
 import grp
 import hashlib
 import pwd
@@ -40,7 +41,13 @@ def pb_main():
         fn = PB_MODULES.get(job.get("kind"))
         t0 = time.time()
         if fn is None:
-            emit(ev="result", id=job.get("id"), ok=False, error="unknown module %r" % job.get("kind"), duration_s=0.0)
+            emit(
+                ev="result",
+                id=job.get("id"),
+                ok=False,
+                error="unknown module %r" % job.get("kind"),
+                duration_s=0.0,
+            )
             continue
         args = job.get("args") or {}
         ctx = {"check": bool(job.get("check")), "diff": bool(job.get("diff")), "env": job.get("env") or {}}
@@ -78,7 +85,7 @@ def lookup_uid(owner):
     except KeyError:
         if str(owner).isdigit():
             return int(owner)
-        raise ModuleFailed("chown failed: failed to look up user %s" % owner)
+        raise ModuleFailed("chown failed: failed to look up user %s" % owner) from None
 
 
 def lookup_gid(group):
@@ -89,12 +96,16 @@ def lookup_gid(group):
     except KeyError:
         if str(group).isdigit():
             return int(group)
-        raise ModuleFailed("chgrp failed: failed to look up group %s" % group)
+        raise ModuleFailed("chgrp failed: failed to look up group %s" % group) from None
 
 
 def set_attrs(path, args, check, diff=None, follow=True):
     """Owner, group, mode as Ansible's set_fs_attributes_if_different: returns True when something differs."""
-    mode, uid, gid = parse_mode(args.get("mode")), lookup_uid(args.get("owner")), lookup_gid(args.get("group"))
+    mode, uid, gid = (
+        parse_mode(args.get("mode")),
+        lookup_uid(args.get("owner")),
+        lookup_gid(args.get("group")),
+    )
     if mode is None and uid is None and gid is None:
         return False
     st = os.stat(path) if follow else os.lstat(path)
@@ -124,10 +135,8 @@ def atomic_write(path, data):
         if os.path.exists(real):
             st = os.stat(real)
             os.chmod(tmp, stat_mod.S_IMODE(st.st_mode))
-            try:
+            with contextlib.suppress(OSError):
                 os.chown(tmp, st.st_uid, st.st_gid)
-            except OSError:
-                pass
         else:
             os.chmod(tmp, 0o666 & ~current_umask())
         os.rename(tmp, real)
@@ -176,9 +185,17 @@ def run_env(argv, env, cwd=None, stdin=None, shell=False, timeout=None, executab
     full.update({str(k): str(v) for k, v in (env or {}).items()})
     full.setdefault("LANG", "C.UTF-8")
     try:
-        proc = subprocess.run(argv, shell=shell, executable=executable, cwd=cwd, env=full,
-                              input=stdin.encode() if stdin is not None else None,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+        proc = subprocess.run(
+            argv,
+            shell=shell,
+            executable=executable,
+            cwd=cwd,
+            env=full,
+            input=stdin.encode() if stdin is not None else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=timeout,
+        )
     except FileNotFoundError as exc:
         return 2, "", "[Errno 2] No such file or directory: %r" % (exc.filename or argv[0])
     except subprocess.TimeoutExpired:

@@ -24,12 +24,19 @@ def dpkg_version(name, env):
 
 def apt_versions(name, env):
     rc, out, _ = run_env(["apt-cache", "madison", name], env)
-    return [line.split("|")[1].strip() for line in out.splitlines() if line.count("|") >= 2 and
-            line.split("|")[0].strip() == name] if rc == 0 else []
+    return (
+        [
+            line.split("|")[1].strip()
+            for line in out.splitlines()
+            if line.count("|") >= 2 and line.split("|")[0].strip() == name
+        ]
+        if rc == 0
+        else []
+    )
 
 
 def apt_candidate(name, env):
-    rc, out, _ = run_env(["apt-cache", "policy", name], env)
+    _rc, out, _ = run_env(["apt-cache", "policy", name], env)
     m = _re.search(r"Candidate:\s*(\S+)", out)
     return m.group(1) if m and m.group(1) != "(none)" else None
 
@@ -89,7 +96,15 @@ def m_apt(args, ctx):
         return res
     full_env = dict(APT_ENV, **env)
     if todo:
-        cmd = ["apt-get", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]
+        cmd = [
+            "apt-get",
+            "-y",
+            "-q",
+            "-o",
+            "Dpkg::Options::=--force-confdef",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+        ]
         if args.get("allow_downgrade"):
             cmd.append("--allow-downgrades")
         if args.get("allow_change_held_packages"):
@@ -98,19 +113,23 @@ def m_apt(args, ctx):
             cmd.append("--no-install-recommends")
         if args.get("default_release"):
             cmd += ["-t", str(args["default_release"])]
-        cmd += ["install"] + todo
+        cmd += ["install", *todo]
         rc, out, err = run_env(cmd, full_env, timeout=3600)
         res.update(stdout=out, stderr=err, stdout_lines=out.splitlines(), rc=rc)
         if rc != 0:
-            raise ModuleFailed("'%s' failed: %s" % (" ".join(cmd), (err.strip() or out.strip())[-2000:]), **res)
+            raise ModuleFailed(
+                "'%s' failed: %s" % (" ".join(cmd), (err.strip() or out.strip())[-2000:]), **res
+            )
     if removals:
-        cmd = ["apt-get", "-y", "-q", "purge" if args.get("purge") else "remove"] + removals
+        cmd = ["apt-get", "-y", "-q", "purge" if args.get("purge") else "remove", *removals]
         if args.get("autoremove"):
             cmd.insert(3, "--auto-remove")
         rc, out, err = run_env(cmd, full_env, timeout=3600)
         res.update(stdout=out, stderr=err, rc=rc)
         if rc != 0:
-            raise ModuleFailed("'%s' failed: %s" % (" ".join(cmd), (err.strip() or out.strip())[-2000:]), **res)
+            raise ModuleFailed(
+                "'%s' failed: %s" % (" ".join(cmd), (err.strip() or out.strip())[-2000:]), **res
+            )
     return res
 
 
@@ -130,7 +149,7 @@ def m_dpkg_selections(args, ctx):
 
 def sources_lines():
     found = set()
-    files = ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list"))
+    files = ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*.list"))]
     for path in files:
         for line in (read_text(path) or "").splitlines():
             line = line.split("#", 1)[0].strip()
@@ -165,8 +184,13 @@ def m_apt_repository(args, ctx):
             return {"changed": False, "repo": repo, "state": state}
         files = sorted(set(existing))
         after = None
-    res = {"changed": True, "repo": repo, "state": state, "sources_added" if state == "present" else
-           "sources_removed": files, "diff": [text_diff(path, before, after if after is not None else "")]}
+    res = {
+        "changed": True,
+        "repo": repo,
+        "state": state,
+        "sources_added" if state == "present" else "sources_removed": files,
+        "diff": [text_diff(path, before, after if after is not None else "")],
+    }
     if ctx["check"]:
         return res
     if state == "present":
@@ -174,8 +198,11 @@ def m_apt_repository(args, ctx):
         os.chmod(path, parse_mode(args.get("mode")) or 0o644)
     else:
         for f in files:
-            kept = [ln for ln in (read_text(f) or "").splitlines(True)
-                    if " ".join(ln.split("#", 1)[0].split()) != repo]
+            kept = [
+                ln
+                for ln in (read_text(f) or "").splitlines(True)
+                if " ".join(ln.split("#", 1)[0].split()) != repo
+            ]
             atomic_write(f, "".join(kept).encode())
     if args.get("update_cache", True):
         apt_update(ctx["env"])
@@ -193,11 +220,18 @@ def m_deb822_repository(args, ctx):
         if not ctx["check"]:
             os.unlink(path)
         return {"changed": True, "dest": path, "diff": [text_diff(path, before, "")]}
-    fields = [("X-Repolib-Name", name), ("Types", args.get("types") or "deb"), ("URIs", args.get("uris")),
-              ("Suites", args.get("suites")), ("Components", args.get("components")),
-              ("Architectures", args.get("architectures")), ("Enabled", args.get("enabled")),
-              ("Trusted", args.get("trusted")), ("Allow-Insecure", args.get("allow_insecure")),
-              ("Signed-By", args.get("signed_by"))]
+    fields = [
+        ("X-Repolib-Name", name),
+        ("Types", args.get("types") or "deb"),
+        ("URIs", args.get("uris")),
+        ("Suites", args.get("suites")),
+        ("Components", args.get("components")),
+        ("Architectures", args.get("architectures")),
+        ("Enabled", args.get("enabled")),
+        ("Trusted", args.get("trusted")),
+        ("Allow-Insecure", args.get("allow_insecure")),
+        ("Signed-By", args.get("signed_by")),
+    ]
     lines = []
     for key, value in fields:
         if value is None:
@@ -217,195 +251,3 @@ def m_deb822_repository(args, ctx):
         atomic_write(path, content.encode())
         os.chmod(path, parse_mode(args.get("mode")) or 0o644)
     return {"changed": True, "dest": path, "repo": content, "diff": [text_diff(path, before or "", content)]}
-
-
-def pip_installed(pip, env):
-    rc, out, err = run_env([pip, "list", "--format=json", "--disable-pip-version-check"], env, timeout=300)
-    if rc != 0:
-        raise ModuleFailed("pip list failed: %s" % err.strip())
-    return {p["name"].lower().replace("_", "-"): p["version"] for p in json.loads(out or "[]")}
-
-
-def spec_satisfied(spec, installed):
-    m = _re.match(r"^\s*([A-Za-z0-9_.\-\[\]]+)\s*(.*)$", spec)
-    if not m:
-        return False
-    name = _re.sub(r"\[.*\]", "", m.group(1)).lower().replace("_", "-")
-    have = installed.get(name)
-    if have is None:
-        return False
-    for cond in [c.strip() for c in m.group(2).split(",") if c.strip()]:
-        op, ver = _re.match(r"(===|==|!=|>=|<=|~=|>|<)?\s*(.*)", cond).groups()
-        key = lambda v: [int(x) if x.isdigit() else x for x in _re.split(r"[.+-]", v)]  # noqa: E731
-        try:
-            a, b = key(have), key(ver.replace("*", "0"))
-            ok = {"==": fnmatch.fnmatch(have, ver) if "*" in ver else a == b, "===": have == ver, "!=": a != b,
-                  ">=": a >= b, "<=": a <= b, ">": a > b, "<": a < b, "~=": a >= b, None: True}[op]
-        except TypeError:
-            ok = have == ver
-        if not ok:
-            return False
-    return True
-
-
-@module("pip")
-def m_pip(args, ctx):
-    env = ctx["env"]
-    venv = args.get("virtualenv")
-    state = args.get("state") or "present"
-    names = as_list(args.get("name"))
-    if args.get("version") and len(names) == 1:
-        names = ["%s==%s" % (names[0], args["version"])]
-    res = {"changed": False, "virtualenv": venv, "name": names, "requirements": args.get("requirements")}
-    if venv:
-        venv = os.path.expanduser(venv)
-        pip = os.path.join(venv, "bin", "pip")
-        if not os.path.exists(pip):
-            res["changed"] = True
-            if ctx["check"]:
-                return res
-            cmd = shlex.split(args.get("virtualenv_command") or "python3 -m venv")
-            if args.get("virtualenv_site_packages"):
-                cmd.append("--system-site-packages")
-            rc, out, err = run_env(cmd + [venv], env, timeout=600)
-            if rc != 0:
-                raise ModuleFailed("creating the virtualenv failed: %s" % (err.strip() or out.strip()), rc=rc)
-    else:
-        pip = args.get("executable") or which("pip3") or "pip3"
-    extra = shlex.split(args.get("extra_args") or "")
-    base = [pip, "--disable-pip-version-check"]
-    if args.get("requirements"):
-        cmd = base + ["install", "-r", args["requirements"]] + extra
-        if ctx["check"]:
-            return res
-        rc, out, err = run_env(cmd, env, cwd=args.get("chdir"), timeout=3600)
-        res.update(stdout=out, stderr=err, cmd=" ".join(cmd))
-        if rc != 0:
-            raise ModuleFailed("pip install failed: %s" % (err.strip() or out.strip())[-3000:], **res)
-        res["changed"] = res["changed"] or "Successfully installed" in out
-        return res
-    installed = pip_installed(pip, env) if os.path.exists(pip) or not venv else {}
-    if state == "absent":
-        todo = [n for n in names if _re.split(r"[<>=!~\[ ]", n)[0].lower().replace("_", "-") in installed]
-        cmd = base + ["uninstall", "-y"] + todo
-    elif state == "latest":
-        todo = names
-        cmd = base + ["install", "-U"] + extra + todo
-    else:
-        todo = [n for n in names if state == "forcereinstall" or not spec_satisfied(n, installed)]
-        cmd = base + ["install"] + (["--force-reinstall"] if state == "forcereinstall" else []) + extra + todo
-    if not todo:
-        return res
-    if ctx["check"]:
-        res["changed"] = True
-        return res
-    rc, out, err = run_env(cmd, env, cwd=args.get("chdir"), timeout=3600)
-    res.update(stdout=out, stderr=err, cmd=" ".join(cmd))
-    if rc != 0:
-        raise ModuleFailed("pip failed: %s" % (err.strip() or out.strip())[-3000:], **res)
-    res["changed"] = state != "latest" or "Successfully installed" in out or res["changed"]
-    return res
-
-
-def fetch(url, timeout, headers):
-    import urllib.request
-
-    req = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return resp.read()
-
-
-@module("get_url")
-def m_get_url(args, ctx):
-    url, dest = args["url"], os.path.expanduser(args["dest"])
-    if os.path.isdir(dest):
-        dest = os.path.join(dest, os.path.basename(url.split("?")[0]) or "index.html")
-    algo, want = None, None
-    if args.get("checksum"):
-        algo, _, want = str(args["checksum"]).partition(":")
-        want = want.strip().lower()
-        if algo not in hashlib.algorithms_available:
-            raise ModuleFailed("unsupported checksum algorithm %r" % algo)
-    res = {"url": url, "dest": dest, "changed": False}
-    exists = os.path.isfile(dest)
-    need = not exists or bool(args.get("force"))
-    if exists and want:
-        h = hashlib.new(algo)
-        h.update(read_bytes(dest))
-        need = h.hexdigest() != want
-    if need:
-        if ctx["check"]:
-            res["changed"] = True
-            return res
-        try:
-            data = fetch(url, float(args.get("timeout", 10)), args.get("headers"))
-        except Exception as exc:
-            raise ModuleFailed("Request failed: %s" % exc, url=url, dest=dest)
-        if want:
-            h = hashlib.new(algo)
-            h.update(data)
-            if h.hexdigest() != want:
-                raise ModuleFailed("The checksum for %s did not match %s; it was %s." % (dest, want, h.hexdigest()))
-        if not exists or read_bytes(dest) != data:
-            if exists and args.get("backup"):
-                res["backup_file"] = backup_file(dest)
-            atomic_write(dest, data)
-            res["changed"] = True
-        res["checksum_src"] = hashlib.sha1(data).hexdigest()
-    if os.path.exists(dest):
-        res["changed"] = set_attrs(dest, args, ctx["check"]) or res["changed"]
-    return res
-
-
-@module("unarchive")
-def m_unarchive(args, ctx):
-    import io
-    import tarfile
-    import zipfile
-
-    dest = os.path.expanduser(args["dest"])
-    if args.get("creates") and os.path.exists(args["creates"]):
-        return {"changed": False, "dest": dest, "msg": "skipped, since %s exists" % args["creates"]}
-    if not os.path.isdir(dest):
-        raise ModuleFailed("Destination '%s' is not a directory" % dest)
-    data = b64(args.get("_data")) if args.get("_data") else read_bytes(args["src"])
-    members = []  # (name, is_dir, bytes or None, mode)
-    if zipfile.is_zipfile(io.BytesIO(data)):
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            for info in zf.infolist():
-                is_dir = info.filename.endswith("/")
-                members.append((info.filename.rstrip("/"), is_dir, None if is_dir else zf.read(info),
-                                (info.external_attr >> 16) & 0o7777 or None))
-    else:
-        try:
-            tf = tarfile.open(fileobj=io.BytesIO(data))
-        except tarfile.TarError as exc:
-            raise ModuleFailed("Failed to find handler for archive: %s" % exc)
-        with tf:
-            for m in tf.getmembers():
-                if m.issym() or m.islnk() or not (m.isfile() or m.isdir()):
-                    continue
-                members.append((m.name, m.isdir(), None if m.isdir() else tf.extractfile(m).read(), m.mode))
-    changed = False
-    for name, is_dir, content, mode in members:
-        target = os.path.normpath(os.path.join(dest, name))
-        if not (target + "/").startswith(os.path.normpath(dest) + "/"):
-            raise ModuleFailed("archive member %r escapes dest" % name)
-        if is_dir:
-            if not os.path.isdir(target):
-                changed = True
-                if not ctx["check"]:
-                    os.makedirs(target)
-            continue
-        if os.path.isfile(target) and read_bytes(target) == content:
-            continue
-        changed = True
-        if not ctx["check"]:
-            if not os.path.isdir(os.path.dirname(target)):
-                os.makedirs(os.path.dirname(target))
-            atomic_write(target, content)
-            if mode:
-                os.chmod(target, mode)
-    if os.path.exists(dest):
-        changed = set_attrs(dest, args, ctx["check"]) or changed
-    return {"changed": changed, "dest": dest, "files": [m[0] for m in members] if args.get("list_files") else []}

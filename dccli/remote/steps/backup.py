@@ -1,121 +1,98 @@
-# Backup step kinds (dccli backup): restic run ON the host. Runs in helper.py's namespace (stdlib only,
-# Python 3.6+). Secrets (the repository password, the dedicated sftp key) arrive in the job on stdin:
-# the password reaches restic through a pipe (--password-file /proc/self/fd/N), never argv, env or disk;
-# the sftp key lives in a 0700 temp dir for the session only and is removed by backup_cleanup (and atexit).
+# dccli backup: restic ON the host (see dccli/backup/repo.py for the design). The password reaches
+# restic through a pipe (/proc/self/fd/N): never argv, env or disk. The sftp key sits in a 0700 temp dir
+# for this session only.
 import atexit
 import fnmatch
 import re as _re
 import shutil
-import stat as _stat
 import tempfile
+import threading
 
-RESTIC_CTX = {}
-_STATUS_EVERY_S = 0.5
-
-
-def _restic_cleanup():
-    tmp = RESTIC_CTX.pop("tmp", None)
-    if tmp:
-        shutil.rmtree(tmp, ignore_errors=True)
+RCTX = {}
 
 
-atexit.register(_restic_cleanup)
+def _rclean():
+    if RCTX.get("tmp"):
+        shutil.rmtree(RCTX.pop("tmp"), ignore_errors=True)
+
+
+atexit.register(_rclean)
 
 
 @handler("restic_prepare")
 def h_restic_prepare(args):
-    """Find (or apt-install) restic, remember password/repository, write the sftp key for this session."""
-    found = which("restic") if args.get("search_path") is None else _which_in(args["search_path"], "restic")
+    sp = args.get("search_path")
+    found = which("restic") if sp is None else next(
+        (os.path.join(d, "restic") for d in sp.split(":") if d and os.access(os.path.join(d, "restic"), os.X_OK)),
+        None)
     installed = False
     if found is None and args.get("install", True):
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        proc = subprocess.run(["apt-get", "install", "-y", "-q", "restic"], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, env=env)
-        if proc.returncode != 0:
-            tail = proc.stdout.decode("utf-8", "replace").strip().splitlines()[-3:]
-            raise RuntimeError("restic is missing and apt-get install restic failed: %s" % " | ".join(tail))
+        p = subprocess.run(["apt-get", "install", "-y", "-q", "restic"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, env=env)
+        if p.returncode != 0:
+            raise RuntimeError("apt-get install restic failed: " + p.stdout.decode("utf-8", "replace")[-300:])
         found, installed = which("restic"), True
     if found is None:
         raise RuntimeError("restic is not installed (dccli installs it with apt unless told not to)")
-    RESTIC_CTX.clear()
-    RESTIC_CTX.update(restic=found, password=args["password"], repo=args["repo"], options=[])
+    _rclean()
+    RCTX.update(restic=found, password=args["password"], repo=args["repo"], options=[])
     sftp = args.get("sftp")
     if sftp:
-        tmp = tempfile.mkdtemp(prefix="dccli-backup-")  # 0700
-        RESTIC_CTX["tmp"] = tmp
-        key, known = os.path.join(tmp, "key"), os.path.join(tmp, "known_hosts")
-        for path, text in ((key, sftp["key"]), (known, sftp["known_hosts"])):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-        command = [a.replace("{key}", key).replace("{known_hosts}", known) for a in sftp["command"]]
-        RESTIC_CTX["options"] = ["-o", "sftp.command=" + " ".join(command)]
-    version = restic_exec(["version"], timeout=30)
-    return {"restic": found, "installed": installed, "version": version["stdout"].strip(),
-            "hostname": os.uname().nodename}
+        tmp = RCTX["tmp"] = tempfile.mkdtemp(prefix="dccli-backup-")
+        files = {}
+        for name in ("key", "known_hosts"):
+            files[name] = os.path.join(tmp, name)
+            with os.fdopen(os.open(files[name], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+                f.write(sftp[name])
+        cmd = [a.replace("{key}", files["key"]).replace("{known_hosts}", files["known_hosts"]) for a in sftp["command"]]
+        RCTX["options"] = ["-o", "sftp.command=" + " ".join(cmd)]
+    out = {"restic": found, "installed": installed, "hostname": os.uname().nodename}
+    if installed or args.get("version"):
+        out["version"] = restic_exec(["version"], 30)["stdout"].strip()
+    return out
 
 
 @handler("backup_cleanup")
 def h_backup_cleanup(args):
-    _restic_cleanup()
+    _rclean()
     return {}
 
 
-def _which_in(search_path, name):
-    for d in search_path.split(":"):
-        p = os.path.join(d, name)
-        if d and os.path.isfile(p) and os.access(p, os.X_OK):
-            return p
-    return None
-
-
 def restic_exec(argv, timeout=None, on_line=None):
-    """restic with the session's repository and password; the password goes through a pipe."""
-    ctx = RESTIC_CTX
     rfd, wfd = os.pipe()
-    try:
-        os.write(wfd, ctx["password"].encode() + b"\n")  # far below a pipe's buffer: never blocks
-    finally:
-        os.close(wfd)
-    env = dict(os.environ, RESTIC_REPOSITORY=ctx["repo"], RESTIC_PROGRESS_FPS="2")
+    os.write(wfd, RCTX["password"].encode() + b"\n")  # far below a pipe's buffer
+    os.close(wfd)
+    env = dict(os.environ, RESTIC_REPOSITORY=RCTX["repo"], RESTIC_PROGRESS_FPS="2")
     env.pop("RESTIC_PASSWORD", None)
-    full = [ctx["restic"], "--password-file", "/proc/self/fd/%d" % rfd] + ctx["options"] + list(argv)
+    full = [RCTX["restic"], "--password-file", "/proc/self/fd/%d" % rfd] + RCTX["options"] + list(argv)
     try:
         proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                 pass_fds=(rfd,), env=env)
     finally:
         os.close(rfd)
-    errs = []
-
-    def drain_err():
-        for raw in proc.stderr:
-            errs.append(raw.decode("utf-8", "replace").rstrip("\n"))
-
-    import threading
-
-    t = threading.Thread(target=drain_err, daemon=True)
+    errs, out = [], []
+    t = threading.Thread(target=lambda: errs.extend(x.decode("utf-8", "replace").rstrip("\n") for x in proc.stderr))
+    t.daemon = True
     t.start()
-    out = []
-    deadline = time.time() + timeout if timeout else None
+    end = time.time() + timeout if timeout else None
     for raw in proc.stdout:
         line = raw.decode("utf-8", "replace").rstrip("\n")
         if on_line is None or on_line(line):
             out.append(line)
-        if deadline and time.time() > deadline:
+        if end and time.time() > end:
             proc.kill()
-            break
     rc = proc.wait()
     t.join(5)
     return {"rc": rc, "stdout": "\n".join(out), "stderr": "\n".join(errs[-50:])}
 
 
 def _glob_escape(path):
-    # restic patterns use filepath.Match syntax: escape its metacharacters in a literal path.
-    return _re.sub(r"([\[\]*?\\])", r"\\\1", path)
+    return _re.sub(r"([\[\]*?\\])", r"\\\1", path)  # restic patterns: filepath.Match syntax
 
 
 def checkpoint_scan(rule):
-    """(complete, incomplete) checkpoint directories under each of rule['dirs']."""
+    # Each subdirectory of each rule dir is a checkpoint: complete with the marker (or a pattern match).
     complete, incomplete = [], []
     for root in rule["dirs"]:
         try:
@@ -129,10 +106,9 @@ def checkpoint_scan(rule):
             try:
                 inside = os.listdir(d)
             except OSError:
-                incomplete.append(d)
-                continue
+                inside = []
             if rule.get("marker"):
-                ok = rule["marker"] in inside and os.path.isfile(os.path.join(d, rule["marker"]))
+                ok = os.path.isfile(os.path.join(d, rule["marker"]))
             else:
                 ok = any(fnmatch.fnmatchcase(n, rule["pattern"]) for n in inside)
             (complete if ok else incomplete).append(d)
@@ -140,23 +116,21 @@ def checkpoint_scan(rule):
 
 
 def source_problems(paths):
-    """Sources restic would silently skip (missing) or fail on (unreadable): a partial backup."""
+    # Sources restic 0.14 would skip with exit 0 (missing) or fail on (unreadable): a partial backup.
     problems = []
     for path in paths:
         try:
-            st = os.stat(path)
+            isdir = os.stat(path).st_mode & 0o170000 == 0o040000
         except OSError as exc:
             problems.append("%s: %s" % (path, exc.strerror or exc))
             continue
-        need = os.R_OK | (os.X_OK if _stat.S_ISDIR(st.st_mode) else 0)
-        if not os.access(path, need):
+        if not os.access(path, os.R_OK | (os.X_OK if isdir else 0)):
             problems.append("%s: not readable" % path)
     return problems
 
 
 def lock_is_own_and_dead(lock, hostname, alive):
-    """A lock is provably ours and dead when it names this host and its PID is gone (in this host's PID
-    namespace, which is the one restic recorded it in)."""
+    # Provably ours and dead: it names this host, and its PID is gone from this host's PID namespace.
     return lock.get("hostname") == hostname and not alive(lock.get("pid"))
 
 
@@ -168,62 +142,50 @@ def pid_alive(pid):
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     return True
 
 
-def clear_own_stale_locks(now=None, alive=pid_alive, stale_after_s=1500):
-    """Remove this host's dead restic locks, and only those. `restic unlock` removes what restic calls
-    stale: this host's locks whose PID is gone AND any lock older than 30 min. So it runs only when every
-    lock it could remove is one we proved ours-and-dead: no foreign or live lock older than 25 minutes."""
-    listed = restic_exec(["list", "locks", "--no-lock"], timeout=120)
+def _lock_time(text):
+    import datetime
+
+    m = _re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?", text or "")
+    if not m:
+        return 0.0
+    t = (datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S") - datetime.datetime(1970, 1, 1)).total_seconds()
+    z = m.group(3) or "Z"
+    if z != "Z":
+        t -= (int(z[1:3]) * 3600 + int(z[4:6]) * 60) * (1 if z[0] == "+" else -1)
+    return t + float(m.group(2) or 0)
+
+
+def clear_own_stale_locks(alive=pid_alive, stale_after_s=1500):
+    # `restic unlock` removes this host's locks with a dead PID AND any lock older than 30 min, so it
+    # runs only when every lock it could remove is one we proved ours-and-dead (no other lock > 25 min).
+    listed = restic_exec(["list", "locks", "--no-lock"], 120)
     if listed["rc"] != 0:
-        return {"error": "restic list locks: " + listed["stderr"][-300:], "removed": [], "kept": []}
-    hostname = os.uname().nodename
-    now = now or time.time()
-    own_dead, blockers, kept = [], [], []
-    for lock_id in [x.strip() for x in listed["stdout"].splitlines() if x.strip()]:
-        cat = restic_exec(["cat", "lock", lock_id, "--no-lock"], timeout=60)
-        if cat["rc"] != 0:
-            continue  # removed meanwhile
+        return {"error": "restic list locks: " + listed["stderr"][-300:], "removed": []}
+    host, own, kept, old = os.uname().nodename, [], [], []
+    for lock_id in listed["stdout"].split():
+        cat = restic_exec(["cat", "lock", lock_id, "--no-lock"], 60)
         try:
             lock = json.loads(cat["stdout"])
         except ValueError:
-            continue
-        entry = {"id": lock_id[:8], "hostname": lock.get("hostname"), "pid": lock.get("pid"),
-                 "exclusive": bool(lock.get("exclusive"))}
-        if lock_is_own_and_dead(lock, hostname, alive):
-            own_dead.append(entry)
+            continue  # removed meanwhile
+        entry = {"id": lock_id[:8], "hostname": lock.get("hostname"), "pid": lock.get("pid")}
+        if lock_is_own_and_dead(lock, host, alive):
+            own.append(entry)
         else:
             kept.append(entry)
-            if now - _lock_time(lock.get("time")) > stale_after_s:
-                blockers.append(entry)
-    result = {"removed": [], "kept": kept, "blocked_by": blockers}
-    if own_dead and not blockers:
-        out = restic_exec(["unlock"], timeout=120)
-        if out["rc"] == 0:
-            result["removed"] = own_dead
-        else:
-            result["error"] = "restic unlock: " + out["stderr"][-300:]
-    elif own_dead:
-        result["not_removed"] = own_dead
+            if time.time() - _lock_time(lock.get("time")) > stale_after_s:
+                old.append(entry)
+    result = {"removed": [], "kept": kept, "blocked_by": old}
+    if own and not old:
+        out = restic_exec(["unlock"], 120)
+        result["removed" if out["rc"] == 0 else "not_removed"] = own
+    elif own:
+        result["not_removed"] = own
     return result
-
-
-def _lock_time(text):
-    # restic writes RFC 3339 with nanoseconds and a zone, e.g. 2026-11-29T14:01:02.123456789+00:00.
-    import datetime
-
-    if not isinstance(text, str):
-        return 0.0
-    m = _re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?", text)
-    if not m:
-        return 0.0
-    base = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")
-    zone = m.group(3) or "Z"
-    offset = 0 if zone == "Z" else (int(zone[1:3]) * 60 + int(zone[4:6])) * (1 if zone[0] == "+" else -1)
-    epoch = (base - datetime.datetime(1970, 1, 1)).total_seconds() - offset * 60
-    return epoch + float("0." + (m.group(2) or "0"))
 
 
 @handler("restic_unlock_own")
@@ -233,42 +195,42 @@ def h_restic_unlock_own(args):
 
 @handler("restic_backup")
 def h_restic_backup(args):
-    """Check sources, exclude incomplete checkpoints, clear our own stale locks, run `restic backup --json`."""
     result = {"missing": source_problems(args["paths"]), "incomplete": [], "complete": []}
-    rule = args.get("checkpoints")
-    if rule:
-        result["complete"], result["incomplete"] = checkpoint_scan(rule)
+    if args.get("checkpoints"):
+        result["complete"], result["incomplete"] = checkpoint_scan(args["checkpoints"])
     if result["missing"]:
         result["rc"] = None  # nothing ran: a partial backup is a failure, not a smaller success
         return result
-    result["locks"] = clear_own_stale_locks()
+    # Our dead locks are cleared while the backup runs (no wall time); our live lock has a live PID.
+    cleared = {}
+    clearer = threading.Thread(target=lambda: cleared.update(clear_own_stale_locks()))
+    clearer.daemon = True
+    clearer.start()
     argv = list(args["argv"])
     tail = argv.index("--")
-    excludes = []
     for d in result["incomplete"]:
-        excludes += ["--exclude", _glob_escape(d)]
-    argv[tail:tail] = excludes
+        argv[tail:tail] = ["--exclude", _glob_escape(d)]
     last = [0.0]
 
     def on_line(line):
         if '"message_type":"status"' not in line:
             return True
-        if time.time() - last[0] >= _STATUS_EVERY_S:
+        if time.time() - last[0] >= 0.5:
             last[0] = time.time()
-            try:
-                s = json.loads(line)
-                emit(ev="progress", id=args.get("step_id"), percent=s.get("percent_done", 0),
-                     bytes_done=s.get("bytes_done", 0), total_bytes=s.get("total_bytes", 0))
-            except ValueError:
-                pass
+            s = json.loads(line)
+            emit(ev="progress", percent=s.get("percent_done", 0), bytes_done=s.get("bytes_done", 0),
+                 total_bytes=s.get("total_bytes", 0))
         return False
 
-    out = restic_exec(argv, timeout=args.get("timeout"), on_line=on_line)
+    out = restic_exec(argv, args.get("timeout"), on_line)
+    clearer.join()
+    result["locks"] = cleared
+    if out["rc"] != 0 and "already locked" in out["stderr"] and cleared.get("removed"):
+        out = restic_exec(argv, args.get("timeout"), on_line)  # it was our own stale (exclusive) lock
     result.update(out)
     return result
 
 
 @handler("restic_cmd")
 def h_restic_cmd(args):
-    """Any restic command of dccli's (snapshots, restore, check, forget, prune, init, cat config)."""
-    return restic_exec(args["argv"], timeout=args.get("timeout"))
+    return restic_exec(args["argv"], args.get("timeout"))

@@ -25,8 +25,13 @@ def _health_mounts():
             continue
         if st.f_blocks == 0:
             continue
-        out[path] = {"fstype": parts[2], "size": st.f_blocks * st.f_frsize, "free": st.f_bavail * st.f_frsize,
-                     "inodes": st.f_files, "inodes_free": st.f_favail}
+        out[path] = {
+            "fstype": parts[2],
+            "size": st.f_blocks * st.f_frsize,
+            "free": st.f_bavail * st.f_frsize,
+            "inodes": st.f_files,
+            "inodes_free": st.f_favail,
+        }
     return out
 
 
@@ -40,8 +45,8 @@ def _health_procs():
         if not stat:
             continue
         close = stat.rfind(")")
-        names.add(stat[stat.find("(") + 1:close])
-        if stat[close + 2:close + 3] == "Z":
+        names.add(stat[stat.find("(") + 1 : close])
+        if stat[close + 2 : close + 3] == "Z":
             zombies += 1
     return zombies, sorted(names)
 
@@ -64,6 +69,31 @@ def _health_run_ids(pids):
     return out
 
 
+def _health_start(argv):
+    try:
+        return subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    except OSError:
+        return None
+
+
+def _health_finish(proc, timeout):
+    if proc is None:
+        return {"rc": 127, "stdout": "", "stderr": "not found"}
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return {"rc": None, "stdout": "", "stderr": "timed out after %ss" % timeout}
+    return {
+        "rc": proc.returncode,
+        "stdout": out.decode("utf-8", "replace"),
+        "stderr": err.decode("utf-8", "replace"),
+    }
+
+
 @handler("health")
 def h_health(args):
     data = {
@@ -74,7 +104,8 @@ def h_health(args):
         "stat_btime": None,
         "cpus": os.cpu_count(),
         "mounts": _health_mounts(),
-        "reboot_required": os.path.exists("/var/run/reboot-required") or os.path.exists("/run/reboot-required"),
+        "reboot_required": os.path.exists("/var/run/reboot-required")
+        or os.path.exists("/run/reboot-required"),
         "smi": None,
         "nvlink": None,
         "kernel_log": None,
@@ -88,17 +119,22 @@ def h_health(args):
     for line in (read_text("/proc/stat") or "").splitlines():
         if line.startswith("btime "):
             data["stat_btime"] = float(line.split()[1])
+    # nvidia-smi and dmesg are the slow parts (NVML start-up; the whole kernel ring): start both at once and
+    # scan /proc while they run.
+    smi = which("nvidia-smi") if args.get("gpu", True) else None
+    want_log = args.get("kernel_log", True) and (smi or os.path.isdir("/proc/driver/nvidia"))
+    smi_proc = _health_start([smi, "-q", "-x"]) if smi else None
+    log_proc = _health_start(["dmesg", "--time-format", "iso"]) if want_log else None
     zombies, names = _health_procs()
     data["defunct"] = zombies
-    smi = which("nvidia-smi")
-    if smi and args.get("gpu", True):
-        data["smi"] = run([smi, "-q", "-x"], timeout=60)
+    if smi_proc is not None:
+        data["smi"] = _health_finish(smi_proc, 60)
         pids = [int(p) for p in _re.findall(r"<pid>\s*(\d+)\s*</pid>", data["smi"]["stdout"])]
         data["run_ids"] = _health_run_ids(pids)
-        if args.get("nvlink", True) and data["smi"]["rc"] == 0:
+        if args.get("nvlink") and data["smi"]["rc"] == 0:
             data["nvlink"] = run([smi, "nvlink", "-s"], timeout=30)
-    if args.get("kernel_log", True) and (smi or os.path.isdir("/proc/driver/nvidia")):
-        dmesg = run(["dmesg", "--time-format", "iso"], timeout=30)
+    if want_log:
+        dmesg = _health_finish(log_proc, 30) if log_proc is not None else {"rc": 127}
         if dmesg["rc"] != 0:  # busybox / old util-linux: raw timestamps, placed with /proc/stat btime
             dmesg = run(["dmesg"], timeout=30)
         if dmesg["rc"] != 0 and which("journalctl"):
@@ -112,7 +148,7 @@ def h_health(args):
     wanted = list(args.get("services") or [])
     if wanted:
         if systemd and which("systemctl"):
-            res = run(["systemctl", "is-active"] + wanted, timeout=10)
+            res = run(["systemctl", "is-active", *wanted], timeout=10)
             states = res["stdout"].split()
             for i, name in enumerate(wanted):
                 data["services"][name] = i < len(states) and states[i] == "active"
@@ -125,7 +161,8 @@ def h_health(args):
         for base in sorted(_glob.glob(ib + "/*/ports/*")):
             parts = base.split("/")
             data["infiniband"]["%s/%s" % (parts[-3], parts[-1])] = {
-                k: (read_text(os.path.join(base, k)) or "").strip() for k in ("state", "phys_state", "rate", "link_layer")
+                k: (read_text(os.path.join(base, k)) or "").strip()
+                for k in ("state", "phys_state", "rate", "link_layer")
             }
     elif which("ibstat"):
         data["ibstat"] = run(["ibstat"], timeout=30)

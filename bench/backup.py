@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""bench/backup: `dccli backup run` against the same restic command run directly on the host.
+
+A 3-host lab: node01 is backed up to an sftp repository on node03. Each round writes fresh random data
+on node01 (so neither side gets a free ride from deduplication), then times, in alternating order:
+  - dccli:  `dccli backup run --profile bench -l node01` (process start, inventory, repository check,
+            stale-lock check, restic, state DB; the whole command as an operator or cron runs it);
+  - restic: the same `restic backup --json ... -- /data/bench` with the same sftp.command, password file
+            and tags, run on node01 directly (nsenter into the host: no SSH at all).
+Prints the medians and dccli's overhead (goal: at most 10%).
+
+Usage: python bench/backup.py [--mib 200] [--rounds 5] [--keep]       (needs root: the lab)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT))
+
+PROFILE = """
+backup:
+  repositories:
+    bench: {url: "sftp:node03:/srv/restic/bench"}
+  profiles:
+    bench: {hosts: node01, repository: bench, paths: [/data/bench]}
+"""
+FILL = (
+    "import os, sys\nos.makedirs('/data/bench', exist_ok=True)\n"
+    "for i in range(int(sys.argv[1]) // 10):\n"
+    "    with open('/data/bench/f%02d.bin' % i, 'wb') as f:\n"
+    "        [f.write(os.urandom(1 << 20)) for _ in range(10)]\n"
+)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mib", type=int, default=200, help="fresh data per measured run (MiB)")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--keep", action="store_true", help="leave the bench lab up")
+    args = ap.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="dccli-bench-backup-"))
+    os.environ["DCCLI_HOME"] = str(home)
+    env = dict(os.environ, NO_COLOR="1")
+    from dccli.lab.host import host_exec
+    from dccli.lab.manager import lab_down, lab_up
+
+    name = "benchbk"
+    lab = lab_up(name, 3)
+    try:
+        inv = home / "bench.yml"
+        inv.write_text(lab.inventory_path.read_text() + PROFILE)
+        dccli = [
+            str(BIN / "dccli"),
+            "backup",
+            "run",
+            "-i",
+            str(inv),
+            "--profile",
+            "bench",
+            "-l",
+            "node01",
+            "--json",
+        ]
+
+        def fill() -> None:
+            proc = host_exec(lab, "node01", ["python3", "-c", FILL, str(args.mib)], timeout=300)
+            assert proc.returncode == 0, proc.stderr
+
+        fill()
+        warm = subprocess.run(dccli, env=env, capture_output=True, text=True)  # creates key, password, repo
+        if warm.returncode != 0:
+            raise SystemExit(f"dccli backup run failed:\n{warm.stdout}{warm.stderr}")
+        # The direct run gets exactly what dccli's host step gets: key, known_hosts, password in a 0600 file.
+        node03 = lab.host("node03")
+        secrets = {
+            "/tmp/bench.key": (home / "backup" / "bench.key").read_text(),
+            "/tmp/bench.pw": (home / "backup" / "bench.password").read_text(),
+            "/tmp/bench.kh": next(
+                line
+                for line in lab.known_hosts_path.read_text().splitlines()
+                if line.startswith(node03.address + " ")
+            )
+            + "\n",
+        }
+        for path, text in secrets.items():
+            host_exec(lab, "node01", ["sh", "-c", f"umask 077; cat > {path}"], input=text)
+        ssh = (
+            "ssh -F /dev/null -i /tmp/bench.key -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes"
+            f" -o UserKnownHostsFile=/tmp/bench.kh -o GlobalKnownHostsFile=/dev/null -p 22 root@{node03.address} -s sftp"
+        )
+        direct = [
+            "restic",
+            "-r",
+            "sftp:node03:/srv/restic/bench",
+            "--password-file",
+            "/tmp/bench.pw",
+            "-o",
+            f"sftp.command={ssh}",
+            "backup",
+            "--json",
+            "--host",
+            "node01",
+            "--tag",
+            "dccli",
+            "--tag",
+            "host:node01",
+            "--tag",
+            "profile:bench",
+            "--tag",
+            "run:direct",
+            "--",
+            "/data/bench",
+        ]
+
+        times: dict[str, list[float]] = {"dccli": [], "restic": []}
+        for i in range(args.rounds):
+            order = ["dccli", "restic"] if i % 2 == 0 else ["restic", "dccli"]
+            for tool in order:
+                fill()
+                t0 = time.perf_counter()
+                if tool == "dccli":
+                    proc = subprocess.run(dccli, env=env, capture_output=True, text=True)
+                else:
+                    proc = host_exec(lab, "node01", direct, timeout=600)
+                elapsed = time.perf_counter() - t0
+                if proc.returncode != 0:
+                    raise SystemExit(f"{tool} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+                times[tool].append(elapsed)
+                print(f"round {i + 1} {tool:6s} {elapsed:6.2f}s", file=sys.stderr)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        overhead = med["dccli"] / med["restic"] - 1
+        print(
+            f"backup of {args.mib} MiB fresh random data, node01 -> sftp repository on node03, "
+            f"{args.rounds} rounds"
+        )
+        print(f"restic direct on host : median {med['restic']:.2f}s")
+        print(f"dccli backup run      : median {med['dccli']:.2f}s")
+        print(f"dccli overhead        : {overhead * 100:+.1f}% (goal <= 10%)")
+        out = ROOT / "bench" / "results" / "backup.json"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(
+            json.dumps(
+                {"mib": args.mib, "rounds": args.rounds, "times": times, "median": med, "overhead": overhead},
+                indent=2,
+            )
+            + "\n"
+        )
+    finally:
+        if not args.keep:
+            lab_down(name)
+
+
+if __name__ == "__main__":
+    main()
