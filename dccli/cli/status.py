@@ -21,29 +21,30 @@ def status(
     timeout: float | None = TimeoutOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """The cluster at a glance: one live probe per host (the health probe), plus runs, backups and key age."""
+    """The cluster at a glance: a light live probe per host, the latest health verdicts, runs, backups, key age."""
+    import time
     from contextlib import closing
 
     from dccli.cli.common import load_inventory
     from dccli.cli.targets import make_pool, select_hosts
     from dccli.errors import ExitCode
     from dccli.health import history
-    from dccli.health.run import run_health
     from dccli.output import jsonout
     from dccli.output.console import Env
     from dccli.state import db
     from dccli.status import render
+    from dccli.status.probe import probe
     from dccli.status.view import build, capability_columns
 
     env = Env.from_process()
     inv = load_inventory(inventory)
     hosts = select_hosts(inv, limit)
-    with closing(db.connect()) as conn:
-        cursors = history.xid_cursors(conn, inv.cluster)
-        columns, names, warnings = capability_columns(conn, inv)
     with make_pool(inv, timeout) as pool:
-        report = run_health(inv, hosts, pool, forks=forks, cursors=cursors)
-    view = build(inv, hosts, report, columns, names, warnings)
+        group = probe(hosts, pool, forks=forks)
+    with closing(db.connect()) as conn:
+        stored = history.latest(conn, inv.cluster)
+        columns, names, warnings = capability_columns(conn, inv)
+    view = build(inv, hosts, group, stored, columns, names, warnings, now=time.time())
     for w in warnings:
         env.warn(w)
     if json_out:
@@ -57,5 +58,5 @@ def status(
     down = [h.host for h in view.hosts() if h.reachable != "up"]
     if down:
         env.err(f"status: {len(down)} of {len(view.hosts())} hosts not reachable: {', '.join(down)}")
-    code = report.group.exit_code() if report.group is not None else ExitCode.OK
+    code = group.exit_code()
     raise typer.Exit(int(code) if code != ExitCode.FAILED else 0)

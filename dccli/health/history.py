@@ -94,22 +94,24 @@ def _results(conn: sqlite3.Connection, run_id: int, host: str) -> list[CheckResu
 
 
 def latest(conn: sqlite3.Connection, cluster: str) -> dict[str, dict[str, Any]]:
-    """host -> {worst, status, checked_at, results} from each host's newest run (for `dccli status`)."""
+    """host -> {worst, status, checked_at, run_id, failing} from each host's newest run (for `dccli status`)."""
     rows = conn.execute(
         "SELECT hh.*, r.started_at FROM health_hosts hh JOIN health_runs r ON r.id = hh.run_id WHERE r.cluster = ?"
         " AND hh.run_id = (SELECT MAX(h2.run_id) FROM health_hosts h2 JOIN health_runs r2 ON r2.id = h2.run_id"
         " WHERE r2.cluster = r.cluster AND h2.host = hh.host)",
         (cluster,),
     )
-    return {
-        r["host"]: {
-            "worst": r["worst"],
-            "status": r["status"],
-            "checked_at": r["started_at"],
-            "run_id": r["run_id"],
-        }
+    out = {
+        r["host"]: {"worst": r["worst"], "status": r["status"], "checked_at": r["started_at"], "run_id": r["run_id"]}
         for r in rows
     }
+    for host, info in out.items():
+        failing = conn.execute(
+            "SELECT DISTINCT check_name FROM health_results WHERE run_id = ? AND host = ? AND verdict != 'OK'",
+            (info["run_id"], host),
+        )
+        info["failing"] = sorted(r[0] for r in failing)
+    return out
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ that proof fails, the old keys go back and the old entries with them.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shlex
 import time
@@ -141,7 +142,13 @@ def host_rotate(host, pool, inventory) -> dict:
         if not endpoint.jump:
             _wait_listening(endpoint.address, endpoint.port)
 
-    swap(back=False)
+    try:
+        swap(back=False)
+    except DccliError:
+        # sshd may still serve the old keys from memory: put the old files back so a later restart agrees
+        with contextlib.suppress(DccliError):
+            swap(back=True)
+        raise
     # The same step: the known_hosts entries follow the keys sshd now serves.
     pool.hostkeys.forget(names)
     for key in offered.values():

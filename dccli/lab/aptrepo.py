@@ -79,9 +79,12 @@ def architecture() -> str:
 
 
 def content_key(specs: Iterable[simpkgs.PackageSpec], arch: str) -> str:
-    """Same packages, wheel and layout -> same key -> the repository built earlier is reused."""
+    """Same packages, wheel and builder -> same key -> the repository built earlier is reused. The builder's
+    own source is part of the key, so a change to how the repository is written never reuses a stale one."""
     text = repr((FORMAT, arch, tuple(specs), simwheel.wheel_files("torch", simwheel.TORCH_VERSION)))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(text.encode())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def control_text(spec: simpkgs.PackageSpec, arch: str, installed_kib: int) -> str:
@@ -139,15 +142,15 @@ def build_deb(spec: simpkgs.PackageSpec, arch: str, out_dir: Path, work: Path) -
     return deb
 
 
-def _digests(data: bytes) -> tuple[str, str]:
-    return hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()
+def _digests(data: bytes) -> tuple[str, str, str]:
+    return hashlib.md5(data).hexdigest(), hashlib.sha1(data).hexdigest(), hashlib.sha256(data).hexdigest()
 
 
 def packages_entry(control: str, filename: str, data: bytes) -> str:
     """One stanza of a Packages index: the control fields plus where the .deb is and its checksums."""
-    md5, sha256 = _digests(data)
+    md5, sha1, sha256 = _digests(data)
     head, sep, desc = control.partition("Description:")
-    extra = f"Filename: {filename}\nSize: {len(data)}\nMD5sum: {md5}\nSHA256: {sha256}\n"
+    extra = f"Filename: {filename}\nSize: {len(data)}\nMD5sum: {md5}\nSHA1: {sha1}\nSHA256: {sha256}\n"
     return head + extra + sep + desc
 
 
@@ -159,7 +162,7 @@ def release_text(indexes: dict[str, bytes], arch: str) -> str:
         "Date: Mon, 01 Jan 2024 00:00:00 UTC",
         "Description: SIMULATED packages for testing GPU-node playbooks in the dccli lab (no NVIDIA software)",
     ]
-    for title, pick in (("MD5Sum", 0), ("SHA256", 1)):
+    for title, pick in (("MD5Sum", 0), ("SHA1", 1), ("SHA256", 2)):
         lines.append(f"{title}:")
         for name, data in sorted(indexes.items()):
             lines.append(f" {_digests(data)[pick]} {len(data):>8} {name}")

@@ -14,6 +14,7 @@ import os
 import shlex
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,20 @@ def _write_state(lab: LabInfo, host_name: str, state: dict[str, Any], kmsg_lines
 def _kmsg_count(lab: LabInfo, host_name: str) -> int:
     proc = hostmod.host_exec(lab, host_name, ["sh", "-c", f"cat {gpumodel.KMSG_PATH} 2>/dev/null | wc -l"])
     return int(proc.stdout.strip() or 0)
+
+
+def edit_state(lab: LabInfo, host_name: str, edit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Change a running host's GPU state in place with `edit(state)` (for tests and demos that need a
+    condition no fault flag makes: a degraded PCIe link, a stray process, persistence mode off...).
+    The result is validated before it is written; returns it."""
+    state = _read_state(lab, host_name)
+    edit(state)
+    try:
+        gpumodel.validate(state, f"{host_name}:{gpumodel.STATE_PATH}")
+    except gpumodel.StateError as exc:
+        raise LabError(str(exc)) from None
+    _write_state(lab, host_name, state, [])
+    return state
 
 
 def gpu_fault(lab: LabInfo, host_name: str, fault: Fault) -> str:

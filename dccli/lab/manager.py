@@ -175,6 +175,7 @@ def _bring_up(info: LabInfo, say: Progress) -> LabInfo:
     say(f"lab {info.name}: generating keys for {count} hosts")
     sshkeys.keygen(info.key_path, "ed25519", f"dccli-lab-{info.name}")
     authorized = info.key_path.with_name(info.key_path.name + ".pub").read_text()
+
     def prepare(h: LabHost) -> list[str]:
         keys = hostmod.prepare_disk(info.name, h, info.hosts, authorized)
         if info.gpus_per_host:

@@ -133,6 +133,43 @@ def prepare_copy(task, args: dict, v: dict) -> dict:
     return args
 
 
+def is_dir_source(task, args: dict) -> bool:
+    src = args.get("src")
+    return bool(src) and "content" not in args and not args.get("remote_src") and \
+        find_source(task, str(src), "files").is_dir()
+
+
+def copy_tree(session, task, args: dict, *, check: bool, diff: bool) -> dict:
+    """copy with a directory src, as Ansible: `dir/` copies its contents into dest, `dir` copies dir itself."""
+    src = str(args["src"])
+    root = find_source(task, src, "files")
+    dest = str(args["dest"]).rstrip("/") or "/"
+    if not src.endswith("/"):
+        dest = f"{dest}/{root.name}"
+    file_args = {k: args[k] for k in ("mode", "owner", "group", "backup", "force") if k in args}
+    dir_args = {"mode": args["directory_mode"]} if args.get("directory_mode") else {}
+    changed, results = False, []
+    for here, dirs, files in os.walk(root):
+        dirs.sort()
+        rel = os.path.relpath(here, root)
+        target = dest if rel == "." else f"{dest}/{rel}"
+        r = session.call("file", {"path": target, "state": "directory", **dir_args}, check=check, diff=diff)
+        if r.get("failed"):
+            return dict(r, dest=target)
+        changed = changed or bool(r.get("changed"))
+        if check and r.get("changed"):
+            continue  # the directory does not exist yet: every file in it would be new
+        for name in sorted(files):
+            data = (Path(here) / name).read_bytes()
+            r = session.call("copy", {"dest": f"{target}/{name}", "_data": base64.b64encode(data).decode("ascii"),
+                                      **file_args}, check=check, diff=diff)
+            if r.get("failed"):
+                return r
+            changed = changed or bool(r.get("changed"))
+            results.append({"dest": r.get("dest"), "changed": r.get("changed")})
+    return {"changed": changed, "dest": dest, "src": str(root), "files": results}
+
+
 def loop_items(task, v: dict) -> list:
     loop = task.loop
     if (

@@ -92,8 +92,11 @@ class _Loader:
         vars_files = tuple(str(p) for p in self.flat_list(v.get("vars_files"), "vars_files"))
         static: dict[str, Any] = {}
         for i, vf in enumerate(vars_files):
-            if "{{" not in vf:
-                static.update(self.load_vars_file(vf, v["vars_files"].value[i]))
+            at = v["vars_files"].value[i] if v["vars_files"].kind == "seq" else v["vars_files"]
+            if "{{" in vf:
+                raise self.err("vars_files names with templates are not supported by dccli (docs/provision.md)",
+                               at, "vars_files")
+            static.update(self.load_vars_file(vf, at))
         return Play(
             hosts=str(hosts),
             where=self.where(node),
@@ -109,7 +112,7 @@ class _Loader:
             any_errors_fatal=plain(v.get("any_errors_fatal")) or False,
             become=plain(v.get("become")) or False,
             become_user=str(plain(v.get("become_user")) or "root"),
-            environment=self.mapping(v.get("environment"), "environment"),
+            environment=self.env_value(v.get("environment")),
             tags=self.tags(v.get("tags")),
             check_mode=plain(v.get("check_mode")),
             base_dir=self.base_dir,
@@ -152,7 +155,7 @@ class _Loader:
                 when=self.when(v.get("when")),
                 tags=self.tags(v.get("tags")),
                 vars=self.mapping(v.get("vars"), "vars"),
-                environment=self.mapping(v.get("environment"), "environment"),
+                environment=self.env_value(v.get("environment")),
                 become=plain(v.get("become")),
                 become_user=plain(v.get("become_user")),
                 ignore_errors=plain(v.get("ignore_errors")),
@@ -232,7 +235,7 @@ class _Loader:
             check_mode=plain(v.get("check_mode")),
             diff=plain(v.get("diff")),
             vars=self.mapping(v.get("vars"), "vars"),
-            environment=self.mapping(v.get("environment"), "environment"),
+            environment=self.env_value(v.get("environment")),
             become=plain(v.get("become")),
             become_user=plain(v.get("become_user")),
             until=plain(v.get("until")),
@@ -315,6 +318,12 @@ class _Loader:
                 raise self.err(M.UNSUPPORTED[key], knode, key)
             if key not in allowed:
                 raise self.err(f"unknown {what}{M.suggest(key, allowed)}", knode, key)
+
+    def env_value(self, node: YNode | None) -> Any:
+        """`environment:` is a mapping, or a template that renders to one at run time."""
+        if node is not None and node.kind == "scalar" and isinstance(node.value, str) and "{{" in node.value:
+            return node.value
+        return self.mapping(node, "environment")
 
     def seq(self, node: YNode | None, what: str) -> list[YNode]:
         if node is None or node.value is None:

@@ -84,7 +84,7 @@ class Play:
     tasks: tuple[Node, ...] = ()  # pre_tasks + tasks + post_tasks, in order
     handlers: tuple[Task, ...] = ()
     vars: Mapping[str, Any] = field(default_factory=lambda: EMPTY, hash=False)
-    vars_files: tuple[str, ...] = ()  # paths, relative to the playbook, loaded at run time per host
+    vars_files: tuple[str, ...] = ()  # paths as written, relative to the playbook (static: loaded at load time)
     vars_from_files: Mapping[str, Any] = field(
         default_factory=lambda: EMPTY, hash=False
     )  # static ones, loaded

@@ -20,7 +20,9 @@ class RunResult:
     fates: dict[str, str] = field(default_factory=dict)  # host -> ok | failed | unreachable | auth
 
     def group(self, wall_s: float = 0.0) -> GroupOutcome:
-        return GroupOutcome(tuple(HostOutcome(h, self.fates.get(h, OK)) for h in self.stats), False, wall_s)
+        """Every host that ran, plus those a stopped play never reached (failed, so @failed retries them)."""
+        hosts = list(self.stats) + [h for h in self.fates if h not in self.stats]
+        return GroupOutcome(tuple(HostOutcome(h, self.fates.get(h, OK)) for h in hosts), False, wall_s)
 
 
 def plan_hosts(playbooks: list[Playbook], inventory, selected: list, options: Options) -> list[tuple]:
@@ -40,9 +42,7 @@ def run_playbooks(
 ) -> RunResult:
     state: dict[str, dict[str, Any]] = {}
     result = RunResult(stats={})
-    for _play, hosts, _s, _m in plan:
-        for h in hosts:
-            result.stats.setdefault(h.name, HostStats())
+    order = {h.name: i for i, h in enumerate(inventory.hosts)}
     lock = threading.Lock()
 
     def safe_emit(event: Any) -> None:
@@ -60,6 +60,7 @@ def run_playbooks(
         for n, batch in enumerate(batches, 1):
             for h in batch:
                 state.setdefault(h.name, {"facts": {}, "set": {}})
+                result.stats.setdefault(h.name, HostStats())  # the recap lists hosts that ran, as Ansible's
             safe_emit(PlayStarted(play.name or play.hosts, tuple(h.name for h in batch), n, len(batches)))
             run = PlayRun(play, options, inventory, names, [h.name for h in batch], state, safe_emit)
 
@@ -104,11 +105,13 @@ def run_playbooks(
                         + (f"; not run on {len(rest)} more hosts" if rest else ""),
                     )
                 )
-                for h in [h for b in batches[n:] for h in b] + (
-                    [x for x in batch] if run.abort.is_set() else []
-                ):
+                for h in [h for b in batches[n:] for h in b] + (list(batch) if run.abort.is_set() else []):
                     result.fates.setdefault(h.name, FAILED)
-                return result
+                break
+        else:
+            continue
+        break  # a stopped play ends the run, as in Ansible
+    result.stats = dict(sorted(result.stats.items(), key=lambda kv: order.get(kv[0], 0)))
     return result
 
 

@@ -404,7 +404,12 @@ class HostPlay:
         args = render(dict(task.args), v)
         env: dict[str, Any] = {}
         for source in [self.play.environment, *[b.environment for b in chain], task.environment]:
-            env.update(render(dict(source), v))
+            rendered = render(source if isinstance(source, str) else dict(source), v)
+            if not isinstance(rendered, dict):
+                raise TemplateError(f"environment must be a mapping, got {type(rendered).__name__}")
+            env.update(rendered)
+        if task.module == "copy" and actions.is_dir_source(task, args):
+            return actions.copy_tree(self.session, task, args, check=check, diff=diff)
         if task.module in ("copy", "template"):
             args = actions.prepare_copy(task, args, v)
         elif task.module == "reboot":

@@ -53,8 +53,10 @@ def helper_source() -> bytes:
 def _payload() -> tuple[str, bytes]:
     packed = zlib.compress(helper_source(), 9)
     # Read exactly the compressed helper; the JSON job stays on stdin for the helper's own readline.
+    # -I -S: the helper is stdlib only, so skip `site` (.pth files, user site) and PYTHON* variables:
+    # a third of python's start-up time on every host, and the host's environment cannot redirect imports.
     command = (
-        "python3 -c 'import sys,zlib;"
+        "python3 -I -S -c 'import sys,zlib;"
         f"exec(compile(zlib.decompress(sys.stdin.buffer.read({len(packed)})),\"dccli-helper\",\"exec\"))'"
     )
     return command, packed

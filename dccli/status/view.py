@@ -1,8 +1,8 @@
-"""`dccli status`: the cluster at a glance, built from one health probe per host plus capability columns.
+"""`dccli status`: the cluster at a glance: a light live probe per host (dccli/status/probe.py), each host's
+latest `dccli health` verdict from the state DB, and the capability columns.
 
-The probe is the health probe (one remote session per host); nothing is written to the health history,
-so `dccli status` never moves the Xid cursor of `dccli health`. Capabilities add columns through
-`dccli/<capability>/status.py: status_columns(conn, inventory) -> {host: {column: text}}` (conn: the state DB).
+Capabilities add columns through `dccli/<capability>/status.py: status_columns(conn, inventory) ->
+{host: {column: text}}` (conn: the state DB).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dccli.health.model import OK, UNKNOWN, worst
+from dccli.health.model import CRIT, OK, UNKNOWN, worst
 
 CAPABILITIES = ("train", "backup", "keys")  # optional: a missing module is skipped
 
@@ -26,7 +26,7 @@ class HostRow:
     gpus_expected: int
     util_pct: float | None  # mean over GPUs
     temp_c: float | None  # hottest GPU
-    health: str  # worst verdict of the live probe
+    health: str  # worst of the latest `dccli health` verdict and what the live probe saw
     failing: tuple[str, ...] = ()  # failing checks
     columns: dict[str, str] = field(default_factory=dict)
 
@@ -88,46 +88,49 @@ def capability_columns(
     return merged, order, warnings
 
 
-def build(
-    inventory,
-    hosts: list,
-    report,
-    columns: dict[str, dict[str, str]],
-    column_names: list[str],
-    warnings: list[str] = (),
-) -> StatusView:  # type: ignore[assignment]
-    """Pure: rows per rack from the health report (facts + verdicts) and the capability columns."""
-    outcomes = {o.host: o for o in report.group.outcomes} if report.group is not None else {}
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def build(inventory, hosts: list, group, stored: dict[str, dict[str, Any]], columns: dict[str, dict[str, str]],
+          column_names: list[str], warnings: list[str] = (), now: float = 0.0) -> StatusView:  # type: ignore[assignment]
+    """Pure: rows per rack from the live probe (GroupOutcome[LiveHost]), each host's latest stored health
+    result ({worst, checked_at, failing}) and the capability columns. The live probe can only make the
+    stored verdict worse: unreachable is UNKNOWN, fewer GPUs than the inventory says (or nvidia-smi failing)
+    is CRIT."""
+    outcomes = {o.host: o for o in group.outcomes}
     rows: dict[str, HostRow] = {}
     for host in hosts:
-        facts = report.facts.get(host.name)
-        mine = report.for_host(host.name)
         o = outcomes.get(host.name)
-        reach = "up" if o is None or o.ok else o.status
+        live = o.value if o is not None and o.ok else None
+        reach = "up" if live is not None else (o.status if o is not None else "unknown")
         gpus = util = temp = None
-        if facts is not None and facts.smi is not None:
-            g = facts.smi.gpus
-            gpus = len(g)
-            utils = [x.utilization_pct for x in g if x.utilization_pct is not None]
-            temps = [x.temperature_c for x in g if x.temperature_c is not None]
+        verdicts, failing = [], set()
+        if live is not None and (live.smi or host.gpus):
+            gpus = len(live.gpus)
+            utils = [g.util_pct for g in live.gpus if g.util_pct is not None]
+            temps = [g.temp_c for g in live.gpus if g.temp_c is not None]
             util = sum(utils) / len(utils) if utils else None
             temp = max(temps) if temps else None
-        elif facts is not None and host.gpus:
-            gpus = 0
-        verdict = worst(r.verdict for r in mine) if mine else UNKNOWN
-        failing = tuple(sorted({r.check for r in mine if r.verdict != OK}))
-        rows[host.name] = HostRow(
-            host.name,
-            host.rack or "(no rack)",
-            reach,
-            gpus,
-            host.gpus,
-            util,
-            temp,
-            verdict,
-            failing,
-            dict(columns.get(host.name, {})),
-        )
+            if gpus < host.gpus:
+                verdicts.append(CRIT)
+                failing.add("gpu.count")
+        if live is None:
+            verdicts.append(UNKNOWN)
+            failing.add("host.reachable")
+        past = stored.get(host.name)
+        if past is not None:
+            verdicts.append(past["worst"])
+            failing.update(past.get("failing", ()))
+        checked = _age(now - past["checked_at"]) if past is not None else "never"
+        verdict = worst(verdicts) if verdicts else OK
+        cols = {"health checked": checked, **columns.get(host.name, {})}
+        rows[host.name] = HostRow(host.name, host.rack or "(no rack)", reach, gpus, host.gpus, util, temp, verdict,
+                                  tuple(sorted(failing)), cols)
     racks: list[tuple[str, tuple[HostRow, ...]]] = []
     for rack in inventory.racks:
         members = tuple(rows[h] for h in rack.hosts if h in rows)
@@ -136,4 +139,4 @@ def build(
     loose = tuple(r for r in rows.values() if r.rack == "(no rack)")
     if loose:
         racks.append(("(no rack)", loose))
-    return StatusView(inventory.cluster, tuple(racks), tuple(column_names), tuple(warnings))
+    return StatusView(inventory.cluster, tuple(racks), ("health checked", *column_names), tuple(warnings))

@@ -10,7 +10,7 @@ from typing import Any
 from dccli.executor import FAILED as HOST_FAILED
 from dccli.executor import OK, GroupOutcome, fan_out
 from dccli.train import node, store
-from dccli.train.model import ACTIVE, CANCELLED, STOPPING, RunRecord
+from dccli.train.model import ACTIVE, CANCELLED, STOPPING, NodeRecord, RunRecord
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,23 @@ class NodeStop:
     killed: bool  # SIGKILL was needed after the grace period
     leftovers: tuple[dict[str, Any], ...]  # processes of the run still there afterwards
     seconds: float
+    status: dict[str, Any] | None = None  # the node's status.json after the stop
+
+    def record(self, n: NodeRecord) -> NodeRecord:
+        """The node's record updated with how the stop left it."""
+        st = self.status or {}
+        if st.get("state") in ("exited", "failed_to_start"):
+            n = replace(
+                n,
+                state=st["state"],
+                exit_code=st.get("exit_code"),
+                signal=st.get("signal"),
+                ended_at=st.get("ended_at"),
+                ranks_done=tuple(st.get("ranks_done") or n.ranks_done),
+            )
+        elif n.state == "running":
+            n = replace(n, state="lost")  # the supervisor died without recording the end
+        return replace(n, leftovers=self.leftovers)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +56,7 @@ def stop_nodes(
             bool(out.get("killed")),
             tuple(out.get("leftovers") or ()),
             float(out.get("seconds") or 0),
+            out.get("status"),
         )
         return (HOST_FAILED if res.leftovers else OK), res
 
@@ -61,8 +79,10 @@ def stop_run(inv, run: RunRecord, pool, *, grace: float, forks: int = 64) -> Gro
             o = results.get(n.host)
             if o is None:
                 continue
-            left = o.value.leftovers if o.value is not None else ({"error": o.error},)
-            a = a.with_node(replace(n, leftovers=tuple(left)))
+            if o.value is not None:
+                a = a.with_node(o.value.record(n))
+            else:
+                a = a.with_node(replace(n, leftovers=({"error": o.error},)))
         return a
 
     with store.opened() as db:

@@ -329,7 +329,13 @@ def cmd_stop(d, run_id, grace):
     while left and time.time() < deadline:
         time.sleep(0.05)
         left = run_processes(run_id)
-    print(json.dumps({"killed": killed, "leftovers": left, "seconds": round(time.time() - t0, 3)}))
+    st = read_json(os.path.join(d, "status.json")) or {}
+    while st.get("state") not in FINAL and alive(st.get("supervisor_pid")) and time.time() < deadline:
+        time.sleep(0.05)  # the supervisor records the end as soon as torchrun's output closes
+        st = read_json(os.path.join(d, "status.json")) or {}
+    print(
+        json.dumps({"killed": killed, "leftovers": left, "seconds": round(time.time() - t0, 3), "status": st})
+    )
     return 0
 
 

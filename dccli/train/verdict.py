@@ -46,11 +46,20 @@ def _how(st: dict[str, Any]) -> str:
 
 
 def all_ranks_done(views: Sequence[NodeView], nproc: int) -> bool:
-    return bool(views) and sum(len((v.status or {}).get("ranks_done") or ()) for v in views) >= nproc * len(views)
+    return bool(views) and sum(len((v.status or {}).get("ranks_done") or ()) for v in views) >= nproc * len(
+        views
+    )
 
 
-def decide(views: Sequence[NodeView], *, now: float, nproc: int, timeout: float,
-           done_since: float | None = None, settle: float = SETTLE_S) -> Verdict | None:
+def decide(
+    views: Sequence[NodeView],
+    *,
+    now: float,
+    nproc: int,
+    timeout: float,
+    done_since: float | None = None,
+    settle: float = SETTLE_S,
+) -> Verdict | None:
     """None while the run goes on; else its end: the earliest failure wins (later ones are its echoes).
 
     done_since: when every rank was first seen finished; torchruns get `settle` seconds from then to
@@ -66,10 +75,14 @@ def decide(views: Sequence[NodeView], *, now: float, nproc: int, timeout: float,
         for v in views:
             st = v.status or {}
             if st.get("state") not in FINAL:
-                warnings.append(f"{v.host}: torchrun still running {settle:.0f}s after every rank had finished (stuck in its exit barrier?); torn down")
+                warnings.append(
+                    f"{v.host}: torchrun still running {settle:.0f}s after every rank had finished (stuck in its exit barrier?); torn down"
+                )
             elif st.get("exit_code") != 0:
-                warnings.append(f"{v.host}: torchrun ended with {_how(st)} after every rank had finished "
-                                "(a crash during teardown); the run is not restarted")
+                warnings.append(
+                    f"{v.host}: torchrun ended with {_how(st)} after every rank had finished "
+                    "(a crash during teardown); the run is not restarted"
+                )
         return Verdict(SUCCEEDED, None, "; ".join(warnings) or None)
     failures: list[Failure] = []
     finished = 0
@@ -79,19 +92,26 @@ def decide(views: Sequence[NodeView], *, now: float, nproc: int, timeout: float,
             finished += 1
             if node_ok(st, nproc):
                 if st.get("exit_code") != 0:
-                    warnings.append(f"{v.host}: torchrun ended with {_how(st)} after its ranks had finished "
-                                    "(a crash during teardown)")
+                    warnings.append(
+                        f"{v.host}: torchrun ended with {_how(st)} after its ranks had finished "
+                        "(a crash during teardown)"
+                    )
                 continue
             at = float(st.get("ended_at") or v.heard_at)
             if st.get("state") == "failed_to_start":
                 failures.append(Failure(v.host, at, st.get("error") or "torchrun did not start", FAILED))
             elif st.get("signal"):
-                failures.append(Failure(v.host, at, f"torchrun killed by {signal_name(st['signal'])}", NODE_FAIL))
+                failures.append(
+                    Failure(v.host, at, f"torchrun killed by {signal_name(st['signal'])}", NODE_FAIL)
+                )
             else:
                 failures.append(Failure(v.host, at, f"torchrun exited {st.get('exit_code')}", FAILED))
         elif st is not None and st.get("state") == "running" and not st.get("supervisor_alive", True):
-            failures.append(Failure(v.host, v.alive_at, "the node's supervisor died (its processes are torn down)",
-                                    NODE_FAIL))
+            failures.append(
+                Failure(
+                    v.host, v.alive_at, "the node's supervisor died (its processes are torn down)", NODE_FAIL
+                )
+            )
         elif now - v.heard_at > timeout:
             why = f"no heartbeat for {now - v.heard_at:.1f}s: host frozen or cut off"
             if v.error:

@@ -106,8 +106,9 @@ def watch(run_id: str) -> int:
                 continue  # `train stop` is tearing the run down: exits are expected, not failures
             if done_since is None and all_ranks_done(views, run.spec.nproc_per_node):
                 done_since = time.time()
-            verdict = decide(views, now=time.time(), nproc=run.spec.nproc_per_node, timeout=TIMEOUT,
-                             done_since=done_since)
+            verdict = decide(
+                views, now=time.time(), nproc=run.spec.nproc_per_node, timeout=TIMEOUT, done_since=done_since
+            )
             if verdict is None:
                 continue
 
@@ -190,7 +191,7 @@ def teardown(pool, run, att, hosts) -> None:
             for n in a.nodes:
                 o = results.get(n.host)
                 if o is not None and o.value is not None:
-                    a = a.with_node(replace(n, leftovers=o.value.leftovers))
+                    a = a.with_node(o.value.record(n))
             return a
 
         with store.opened() as db:

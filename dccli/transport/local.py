@@ -33,8 +33,12 @@ class LocalConnection:
             start_new_session=True,  # so a timeout can kill the whole tree, like sshd's session would
         )
         if stdin and proc.stdin is not None:
-            proc.stdin.write(stdin)
-            proc.stdin.close()
+            try:
+                proc.stdin.write(stdin)
+                proc.stdin.close()
+            except BrokenPipeError:  # the command exited without reading (e.g. sh: python3: not found)
+                with contextlib.suppress(BrokenPipeError):
+                    proc.stdin.close()
         out: list[bytes] = []
         err: list[bytes] = []
         sel = selectors.DefaultSelector()

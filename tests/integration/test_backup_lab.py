@@ -278,8 +278,11 @@ def test_kill_9_mid_backup_then_next_run_clears_its_own_lock(blab) -> None:
         _wait(
             lambda: plain_restic(lab, home, "list", "locks", "--no-lock").stdout.strip(), 30, "restic's lock"
         )
-        hx(lab, "node01", "kill", "-9", str(pid))  # restic dies holding its lock
-        run.kill()  # and dccli with it (SIGKILL): nothing gets to clean up
+        helper = hx(lab, "node01", "ps", "-o", "ppid=", "-p", str(pid)).strip()
+        # restic dies holding its lock, with dccli's helper on the host (whose lock-clearing thread could
+        # otherwise tidy up after it) and dccli itself: nothing gets to clean up.
+        hx(lab, "node01", "kill", "-9", helper, str(pid))
+        run.kill()
     finally:
         run.wait(30)
     assert plain_restic(lab, home, "list", "locks", "--no-lock").stdout.strip(), (

@@ -119,3 +119,38 @@ def test_each_fault_is_found_on_its_host_only_and_clears(gpu_lab) -> None:
     code, doc = _health(inv)
     assert code == 0, [r for r in doc["results"] if r["verdict"] != "OK"]
     assert {h["verdict"] for h in doc["hosts"]} == {"OK"}
+
+
+FOREIGN = r"""
+set -e
+nohup sleep 300 >/dev/null 2>&1 &
+A=$!
+DCCLI_RUN_ID=run-42 nohup sleep 300 >/dev/null 2>&1 &
+B=$!
+python3 - "$A" "$B" <<'PY'
+import json, os, sys
+a, b = int(sys.argv[1]), int(sys.argv[2])
+path = "/var/lib/dccli-gpusim/state.json"  # the simulator's documented state file (docs/lab.md)
+state = json.load(open(path))
+state["gpus"][0]["processes"] = [{"pid": a, "name": "python3", "used_memory_mib": 2048},
+                                 {"pid": b, "name": "torchrun", "used_memory_mib": 4096}]
+with open(path + ".tmp", "w") as fh:
+    json.dump(state, fh)
+os.replace(path + ".tmp", path)
+print(a, b)
+PY
+"""
+
+
+def test_gpu_memory_held_outside_dccli_runs(gpu_lab) -> None:
+    """Two real processes on a host hold simulated GPU memory; only the one without DCCLI_RUN_ID is flagged."""
+    _, inv = gpu_lab
+    proc = dccli("run", "-i", str(inv), "-l", HEALTHY, FOREIGN)
+    assert proc.returncode == 0, proc.stderr
+    foreign, ours = proc.stdout.split(":", 1)[1].split()
+    code, doc = _health(inv, "-l", HEALTHY)
+    assert code == 1
+    (res,) = [r for r in doc["results"] if r["verdict"] != "OK"]
+    assert (res["check"], res["verdict"]) == ("gpu.processes", "WARN")
+    assert f"pid {foreign} python3 2048 MiB" in res["value"] and f"pid {ours}" not in res["value"]
+    dccli("run", "-i", str(inv), "-l", HEALTHY, f"kill {foreign} {ours}")

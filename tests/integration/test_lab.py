@@ -132,7 +132,18 @@ def test_each_host_has_its_own_process_table(lab, openssh):
     assert len(rows) < 12
     mounts = openssh(lab, "node04", "findmnt -rn -o TARGET").stdout.split()
     # /proc/sys/kernel/random/boot_id: the host's own boot id (dccli lab reboot gives it a new one).
-    expected = ["/", "/dev", "/dev/pts", "/dev/shm", "/proc", "/proc/sys", "/proc/sys/kernel/random/boot_id", "/run", "/sys", "/tmp"]
+    expected = [
+        "/",
+        "/dev",
+        "/dev/pts",
+        "/dev/shm",
+        "/proc",
+        "/proc/sys",
+        "/proc/sys/kernel/random/boot_id",
+        "/run",
+        "/sys",
+        "/tmp",
+    ]
     if Path("/proc/sysrq-trigger").exists():
         expected.insert(7, "/proc/sysrq-trigger")
     assert sorted(mounts) == expected

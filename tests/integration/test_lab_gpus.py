@@ -233,3 +233,23 @@ def test_unknown_model_is_a_usage_error(lab_home: Path) -> None:
         "lab", "up", "--hosts", "1", "--gpus", "2", "--gpu-model", "B200", "--name", f"x{os.getpid()}"
     )
     assert proc.returncode == 2 and "unknown --gpu-model 'B200'" in proc.stderr
+
+
+def test_edit_state_for_conditions_without_a_flag(gpulab) -> None:
+    from dccli.lab.faults import edit_state
+
+    def degrade(state: dict) -> None:
+        state["gpus"][2]["pcie"]["width_current"] = 8
+        state["gpus"][2]["processes"] = [{"pid": 999, "name": "stray", "used_memory_mib": 2048}]
+
+    from dccli.lab.registry import load
+
+    edit_state(load(gpulab.name), "node02", degrade)  # reloaded: node02 was rebooted (new init pid)
+    out = forms(gpulab, "node02", ["xml"])
+    gpu = ET.fromstring(out["xml"][1].encode()).findall("gpu")[2]
+    assert gpu.findtext("pci/pci_gpu_link_info/link_widths/current_link_width") == "8x"
+    assert gpu.findtext("processes/process_info/process_name") == "stray"
+    fault(gpulab, "node02", "--clear")
+    gpu = ET.fromstring(forms(gpulab, "node02", ["xml"])["xml"][1].encode()).findall("gpu")[2]
+    assert gpu.findtext("pci/pci_gpu_link_info/link_widths/current_link_width") == "16x"
+    assert gpu.find("processes/process_info") is None

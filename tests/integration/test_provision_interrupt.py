@@ -60,6 +60,23 @@ def test_sshd_stopped_mid_play_then_failed_retry_converges(make_lab, tmp_path):
     assert retry.returncode == 0, err
     assert {m[0]: tuple(int(x) for x in m[1:]) for m in RECAP.findall(out)} == {"node03": (3, 2, 0, 0)}
 
+    # serial 1 + max_fail_percentage 0 (a rolling upgrade): node01 fails, the later batches never start,
+    # the recap names only node01, and @failed holds every host the rollout did not finish.
+    rolling = tmp_path / "rolling.yml"
+    rolling.write_text(
+        "- hosts: gpu\n  gather_facts: false\n  serial: 1\n  max_fail_percentage: 0\n  tasks:\n"
+        "    - {command: 'test {{ inventory_hostname }} != node01', changed_when: false}\n"
+    )
+    proc = provision(lab, str(rolling))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert {m[0]: tuple(int(x) for x in m[1:]) for m in RECAP.findall(out)} == {"node01": (0, 0, 0, 1)}
+    assert "stopped by every host of the batch failing; not run on 2 more hosts" in err
+    retry = provision(lab, "--limit", "@failed", str(pb))
+    out, err = retry.communicate(timeout=60)
+    assert retry.returncode == 0, err
+    assert sorted(m[0] for m in RECAP.findall(out)) == ["node01", "node02", "node03"]
+
 
 def test_reboot_waits_for_a_new_boot_id(make_lab, tmp_path):
     lab = make_lab(hosts=1)

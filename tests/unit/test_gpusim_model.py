@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,41 @@ def test_health_parsers_read_simulated_output() -> None:
     assert xml.driver_version == text.driver_version == "535.183.01"
     log = klog.render_dmesg(records(), NOW, "iso", False, UTC)
     assert [(x.xid, x.pci) for x in parse_logs.parse_xids(log)] == [(79, "0000:5d:00")]
+
+
+# ---------------------------------------------------------------- what `lab up` writes into a host's disk
+
+
+def test_seeded_disk_runs_standalone_with_the_system_python(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from dccli.lab.gpusim import install
+
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    install.seed_gpus(upper, "A100-SXM4-80GB", 4, "seed")
+    (upper / model.DRIVER_OVERRIDE_PATH.lstrip("/")).write_text("550.90.07\n")
+    boot = install.on_boot(upper)
+    assert (upper / model.BOOT_ID_PATH.lstrip("/")).read_text() == boot["boot_id"] + "\n"
+    assert "Kernel Module  550.90.07" in (upper / model.KMSG_PATH.lstrip("/")).read_text()
+    launcher = upper / "usr/bin/nvidia-smi"
+    assert launcher.stat().st_mode & 0o777 == 0o755
+    assert launcher.read_text().startswith(f"#!{install.PYTHON} -IS\n# SIMULATED")
+    # The copied package alone (no dccli, no site-packages) must run: that is all a host has.
+    code = launcher.read_text().replace("'/usr/lib/dccli-gpusim'", repr(str(upper / install.HOST_LIB)))
+    python = install.PYTHON if os.access(install.PYTHON, os.X_OK) else sys.executable
+    env = {"DCCLI_GPUSIM_ROOT": str(upper), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([python, "-IS", "-c", code, "-L"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("NVIDIA A100-SXM4-80GB (UUID: GPU-") == 4
+    proc = subprocess.run([python, "-IS", "-c", code, "--version"], capture_output=True, text=True, env=env)
+    assert "DRIVER version      : 550.90.07" in proc.stdout
+    dmesg = (
+        launcher.read_text()
+        .replace("cli import main", "logcli import main_dmesg")
+        .replace("main()", "main_dmesg()")
+    )
+    dmesg = dmesg.replace("'/usr/lib/dccli-gpusim'", repr(str(upper / install.HOST_LIB)))
+    proc = subprocess.run([python, "-IS", "-c", dmesg, "-x"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and "kern  :warn  : [    0.042000] NVRM: loading NVIDIA" in proc.stdout

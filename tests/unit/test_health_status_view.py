@@ -5,8 +5,6 @@ from __future__ import annotations
 import types
 
 from dccli.executor import GroupOutcome, HostOutcome
-from dccli.health.model import CheckResult, Gpu, HostFacts, SmiReport
-from dccli.health.run import HealthReport
 from dccli.inventory.loader import loads
 from dccli.status.view import build, capability_columns
 
@@ -35,35 +33,50 @@ def test_capability_columns_skip_absent_and_report_broken() -> None:
     assert warnings == ["keys status failed: ZeroDivisionError: division by zero"]
 
 
-def test_rows_per_rack_from_a_report() -> None:
-    gpus = (
-        Gpu(0, "H100", temperature_c=40.0, utilization_pct=10.0),
-        Gpu(1, "H100", temperature_c=60.0, utilization_pct=30.0),
-    )
-    facts = {"a": HostFacts("a", smi=SmiReport("xml", "1", "2", 2, gpus)), "c": HostFacts("c")}
-    results = (
-        CheckResult("a", "gpu.ecc", "CRIT", "x"),
-        CheckResult("c", "host.disk", "OK", "y"),
-        CheckResult("b", "host.reachable", "UNKNOWN", "refused"),
-    )
+def test_rows_per_rack_from_the_live_probe_and_stored_health() -> None:
+    from dccli.status.probe import parse
+
+    live_a = parse("a", "#smi\n0, 10, 40\n1, 30, 60\n#rc 0\n#load\n0.50 0.4 0.3 1/100 42\n")
+    live_c = parse("c", "#load\n1.00 1 1 1/1 1\n")
     group = GroupOutcome(
-        (HostOutcome("a", "ok"), HostOutcome("b", "unreachable", error="refused"), HostOutcome("c", "ok"))
+        (
+            HostOutcome("a", "ok", live_a),
+            HostOutcome("b", "unreachable", error="refused"),
+            HostOutcome("c", "ok", live_c),
+        )
     )
-    view = build(
-        INV, list(INV.hosts), HealthReport(results, (), facts, group), {"a": {"runs": "r1"}}, ["runs"]
-    )
+    stored = {"a": {"worst": "WARN", "checked_at": 1000.0, "failing": ["gpu.persistence"]}}
+    view = build(INV, list(INV.hosts), group, stored, {"a": {"runs": "r1"}}, ["runs"], now=1120.0)
     assert [(r, [h.host for h in rows]) for r, rows in view.racks] == [
         ("r1", ["a", "b"]),
         ("(no rack)", ["c"]),
     ]
     a, b = view.racks[0][1]
-    assert (a.gpus, a.util_pct, a.temp_c, a.health, a.failing, a.columns) == (
+    assert (a.gpus, a.util_pct, a.temp_c, a.health, a.failing) == (
         2,
         20.0,
         60.0,
-        "CRIT",
-        ("gpu.ecc",),
-        {"runs": "r1"},
+        "WARN",
+        ("gpu.persistence",),
     )
-    assert (b.reachable, b.gpus, b.health) == ("unreachable", None, "UNKNOWN")
-    assert view.to_dict()["racks"][1]["hosts"][0]["health"] == "OK"
+    assert a.columns == {"health checked": "2m ago", "runs": "r1"}
+    assert (b.reachable, b.gpus, b.health, b.failing) == ("unreachable", None, "UNKNOWN", ("host.reachable",))
+    c = view.racks[1][1][0]
+    assert (c.gpus, c.health, c.columns["health checked"]) == (None, "OK", "never")
+    assert view.column_names == ("health checked", "runs")
+
+
+def test_live_probe_sees_missing_gpus_and_driver_errors() -> None:
+    from dccli.status.probe import parse
+
+    lost = parse(
+        "b",
+        "#smi\nUnable to determine the device handle for GPU 0000:18:00.0: GPU is lost.\n#rc 15\n"
+        "#load\n1 1 1 1/1 1\n",
+    )
+    assert (lost.smi, lost.smi_rc, lost.gpus) == (True, 15, ()) and "GPU is lost" in (lost.smi_error or "")
+    group = GroupOutcome((HostOutcome("a", "ok", lost),))
+    (row,) = build(INV, [INV.host("a")], group, {}, {}, []).racks[0][1]
+    assert (row.gpus, row.health, row.failing) == (0, "CRIT", ("gpu.count",))
+    na = parse("a", "#smi\n0, [N/A], 41\n#rc 0\n#load\n0.1 0 0 1/1 1\n")
+    assert na.gpus[0].util_pct is None and na.gpus[0].temp_c == 41.0 and na.load1 == 0.1

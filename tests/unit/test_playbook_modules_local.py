@@ -223,3 +223,40 @@ def test_unknown_module_and_module_errors_keep_the_session_alive(session, tmp_pa
     assert session.call("nope", {})["failed"]
     assert session.call("file", {})["failed"]
     assert session.call("ping", {})["ping"] == "pong"
+
+
+@pytest.fixture(scope="module")
+def remote_ns() -> dict:
+    """The host-side program's namespace (without starting pb_main), for its pure helpers."""
+    import zlib
+
+    from dccli.playbook.channel import program
+
+    source = zlib.decompress(program()[1]).decode()
+    ns: dict = {}
+    exec(compile(source.replace("\npb_main()\n", "\n"), "dccli-playbook", "exec"), ns)
+    return ns
+
+
+@pytest.mark.parametrize("spec,installed,ok", [
+    ("torch==2.5.1", {"torch": "2.5.1+dccli.sim"}, True),  # PEP 440: no local label in the pin matches any
+    ("torch==2.5.1+cu121", {"torch": "2.5.1+dccli.sim"}, False),
+    ("torch==2.5.*", {"torch": "2.5.1"}, True),
+    ("numpy>=1.26,<2", {"numpy": "1.26.4"}, True),
+    ("numpy>=2", {"numpy": "1.26.4"}, False),
+    ("Typing_Extensions", {"typing-extensions": "4.12.0"}, True),
+    ("absent-pkg", {}, False),
+])
+def test_pip_pins(remote_ns, spec, installed, ok):
+    assert remote_ns["spec_satisfied"](spec, installed) is ok
+
+
+def test_the_host_program_is_stdlib_only(remote_ns):
+    import sys
+    import zlib
+
+    from dccli.playbook.channel import program
+
+    source = zlib.decompress(program()[1]).decode()
+    imports = {line.split()[1].split(".")[0] for line in source.splitlines() if line.startswith(("import ", "from "))}
+    assert imports <= set(sys.stdlib_module_names), imports - set(sys.stdlib_module_names)

@@ -12,14 +12,23 @@ from dccli.train import plan
 from dccli.train.model import AttemptRecord, Failure, NodeRecord, RunRecord, RunSpec
 from dccli.train.sync import changed
 
-SPEC = RunSpec("train.py", ("--lr", "0.1", "it's; rm -rf /"), ("node01", "node02", "node03"), 2, "/opt/py/bin/python")
+SPEC = RunSpec(
+    "train.py", ("--lr", "0.1", "it's; rm -rf /"), ("node01", "node02", "node03"), 2, "/opt/py/bin/python"
+)
 ADDR = {"node01": "127.3.0.1", "node02": "127.3.0.2", "node03": "127.3.0.3"}
 
 
 def plans(**kw):
-    return plan.plan_attempt(SPEC, run_id="tr-0123abcd", attempt=kw.get("attempt", 0), rdzv="tr-0123abcd-a0-abc123",
-                             port=29555, addresses=ADDR, ifnames={"node01": "lo", "node02": "eth1", "node03": None},
-                             envs={h: {"TOKEN": "s3cret"} for h in ADDR})
+    return plan.plan_attempt(
+        SPEC,
+        run_id="tr-0123abcd",
+        attempt=kw.get("attempt", 0),
+        rdzv="tr-0123abcd-a0-abc123",
+        port=29555,
+        addresses=ADDR,
+        ifnames={"node01": "lo", "node02": "eth1", "node03": None},
+        envs={h: {"TOKEN": "s3cret"} for h in ADDR},
+    )
 
 
 def test_first_node_hosts_the_rendezvous_and_every_node_uses_its_own_address():
@@ -74,8 +83,9 @@ def test_parse_env_args():
 
 
 def test_env_from_inventory_vars():
-    assert plan.env_from_vars("n1", "inv.yml:3", {"train_env": {"NCCL_DEBUG": "INFO", "N": 4, "ON": True}}) == {
-        "NCCL_DEBUG": "INFO", "N": "4", "ON": "1"}
+    assert plan.env_from_vars(
+        "n1", "inv.yml:3", {"train_env": {"NCCL_DEBUG": "INFO", "N": 4, "ON": True}}
+    ) == {"NCCL_DEBUG": "INFO", "N": "4", "ON": "1"}
     assert plan.env_from_vars("n1", "inv.yml:3", {"other": 1}) == {}
     with pytest.raises(InputError, match=r"inv.yml: vars.train_env.X"):
         plan.env_from_vars("n1", "inv.yml:3", {"train_env": {"X": [1, 2]}})
@@ -121,9 +131,20 @@ def test_sync_quick_check():
 
 def test_records_round_trip_through_json_with_env_keys_only():
     spec = RunSpec("t.py", ("--x",), ("n1", "n2"), 2, env_keys=("TOKEN",))
-    att = AttemptRecord(0, "r", "n1", "127.0.0.1:29500", "NODE_FAIL", 1.0,
-                        (NodeRecord("n1", "127.0.0.1", 0, "/d", "lo", "exited", 5, 6, 0, None, (0, 1)),
-                         NodeRecord("n2", "127.0.0.2", 1, "/d")), 9.0, Failure("n2", 5.0, "frozen", "NODE_FAIL"))
+    att = AttemptRecord(
+        0,
+        "r",
+        "n1",
+        "127.0.0.1:29500",
+        "NODE_FAIL",
+        1.0,
+        (
+            NodeRecord("n1", "127.0.0.1", 0, "/d", "lo", "exited", 5, 6, 0, None, (0, 1)),
+            NodeRecord("n2", "127.0.0.2", 1, "/d"),
+        ),
+        9.0,
+        Failure("n2", 5.0, "frozen", "NODE_FAIL"),
+    )
     assert AttemptRecord.from_dict(json.loads(json.dumps(att.to_dict()))) == att
     assert RunSpec.from_dict(spec.to_dict()) == spec
     run = RunRecord("tr-1", None, "c", "NODE_FAIL", 0.0, spec, (att,), 9.0)

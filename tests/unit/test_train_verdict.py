@@ -13,8 +13,14 @@ def running(host, heard=NOW, done=()):
 
 
 def exited(host, code, sig=None, done=(), at=NOW - 1):
-    st = {"state": "exited", "exit_code": code, "signal": sig, "ranks_done": list(done), "ended_at": at,
-          "supervisor_alive": False}
+    st = {
+        "state": "exited",
+        "exit_code": code,
+        "signal": sig,
+        "ranks_done": list(done),
+        "ended_at": at,
+        "supervisor_alive": False,
+    }
     return NodeView(host, st, NOW, at)
 
 
@@ -34,9 +40,13 @@ def test_dead_supervisor_is_node_fail():
 
 
 def test_earliest_failure_wins_over_its_echoes():
-    v = decide([exited("a", 1, at=NOW - 1), exited("b", None, sig=9, at=NOW - 3)], now=NOW, nproc=2, timeout=5)
+    v = decide(
+        [exited("a", 1, at=NOW - 1), exited("b", None, sig=9, at=NOW - 3)], now=NOW, nproc=2, timeout=5
+    )
     assert v.state == "NODE_FAIL" and v.failure.host == "b" and "SIGKILL" in v.failure.reason
-    v = decide([exited("a", 1, at=NOW - 4), exited("b", None, sig=9, at=NOW - 3)], now=NOW, nproc=2, timeout=5)
+    v = decide(
+        [exited("a", 1, at=NOW - 4), exited("b", None, sig=9, at=NOW - 3)], now=NOW, nproc=2, timeout=5
+    )
     assert v.state == "FAILED" and v.failure.host == "a"
 
 
@@ -46,7 +56,9 @@ def test_all_exit_zero_is_succeeded():
 
 
 def test_crash_in_teardown_after_every_rank_finished_is_success_with_a_warning():
-    v = decide([exited("a", 0, done=(0, 1)), exited("b", None, sig=6, done=(2, 3))], now=NOW, nproc=2, timeout=5)
+    v = decide(
+        [exited("a", 0, done=(0, 1)), exited("b", None, sig=6, done=(2, 3))], now=NOW, nproc=2, timeout=5
+    )
     assert v.state == "SUCCEEDED" and v.failure is None and "teardown" in v.warning and "b" in v.warning
 
 

@@ -304,13 +304,13 @@ def apply_fault(state: dict[str, Any], kind: str, gpu_index: int, value: int = 0
 
 
 def clear(state: dict[str, Any], gpu_index: int | None = None) -> dict[str, Any]:
-    """Every GPU (or one) back to healthy, keeping identity (uuid, serial, bus id) and running processes."""
+    """Every GPU (or one) back to healthy, keeping only its identity (uuid, serial, bus id)."""
     new = copy.deepcopy(state)
     seed = new.get("seed", "")
     for i, gpu in enumerate(new["gpus"]):
         if gpu_index is None or gpu["index"] == gpu_index:
             fresh = healthy_gpu(new["model"], gpu["index"], seed)
-            for key in ("uuid", "serial", "pci_bus_id", "processes", "memory_used_mib", "persistence_mode"):
+            for key in ("uuid", "serial", "pci_bus_id"):
                 fresh[key] = gpu[key]
             new["gpus"][i] = fresh
     if gpu_index is not None:

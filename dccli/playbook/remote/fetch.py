@@ -21,10 +21,12 @@ def spec_satisfied(spec, installed):
     for cond in [c.strip() for c in m.group(2).split(",") if c.strip()]:
         op, ver = _re.match(r"(===|==|!=|>=|<=|~=|>|<)?\s*(.*)", cond).groups()
         key = lambda v: [int(x) if x.isdigit() else x for x in _re.split(r"[.+-]", v)]  # noqa: E731
+        # PEP 440: a specifier without a local label (+cu121) matches any local build of that version
+        mine = have if "+" in ver else have.split("+", 1)[0]
         try:
-            a, b = key(have), key(ver.replace("*", "0"))
+            a, b = key(mine), key(ver.replace("*", "0"))
             ok = {
-                "==": fnmatch.fnmatch(have, ver) if "*" in ver else a == b,
+                "==": fnmatch.fnmatch(mine, ver) if "*" in ver else a == b,
                 "===": have == ver,
                 "!=": a != b,
                 ">=": a >= b,
@@ -35,7 +37,7 @@ def spec_satisfied(spec, installed):
                 None: True,
             }[op]
         except TypeError:
-            ok = have == ver
+            ok = mine == ver
         if not ok:
             return False
     return True
