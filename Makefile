@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := openssh-server openssh-client pdsh clustershell restic iproute2 cron util-linux procps dpkg-dev python3-apt python3-venv
+APT_PACKAGES := openssh-server openssh-client pdsh clustershell restic iproute2 cron util-linux procps dpkg-dev python3-apt python3-venv sudo
 STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test lint bench clean

@@ -3,8 +3,9 @@
 `dccli run true`, side by side.
 
 Each round runs the three commands once, in a rotating order, on the same hosts; we print the median wall
-time of each and the ratios health/run and status/run (goal <= 1.5x: every probe of a host rides in ONE
-remote session, like run's single exec). Thresholds are relaxed in a copy of the inventory only for the
+time of each and the ratios health/run and status/run (goal <= 1.5x). health: every probe of a host rides in
+ONE helper session; status: one plain exec session per host (nvidia-smi --query-gpu + /proc/loadavg) plus the
+stored health verdicts. Thresholds are relaxed in a copy of the inventory only for the
 shared kernel's load and memory, so exit codes stay 0 and any failure is a real one.
 
 Usage: python bench/health.py [--hosts 32] [--rounds 7] [--gpus 8] [--keep]   (root: the lab)

@@ -134,6 +134,7 @@ def ssh_round(lab, hosts: list[str], world: int, nproc: int, lines: int) -> dict
                 **extra,
                 "GLOO_SOCKET_IFNAME": "lo",
                 "TORCHELASTIC_LOG_LINE_PREFIX_TEMPLATE": "[${rank}]:",
+                "PYTHONUNBUFFERED": "1",
                 "BENCHJOB": rid,
             }.items()
         )
@@ -179,8 +180,10 @@ def ssh_round(lab, hosts: list[str], world: int, nproc: int, lines: int) -> dict
     procs = launch(port, rid, ["--steps", "1000000", "--sleep", "0.05"])
     t_first, _, _ = stream_until(merged(procs), world, None)
     t0 = time.perf_counter()
-    kill = ("pkill -TERM -f '[t]orch.distributed.run'; sleep 0.2; "
-            "while pgrep -f '[t]orch.distributed.run|[d]dp_tiny' >/dev/null; do sleep 0.05; done")
+    kill = (
+        "pkill -TERM -f '[t]orch.distributed.run'; sleep 0.2; "
+        "while pgrep -f '[t]orch.distributed.run|[d]dp_tiny' >/dev/null; do sleep 0.05; done"
+    )
     for h in hosts:
         subprocess.run(
             ["ssh", *ssh_argv(lab, h), f"root@{lab.host(h).address}", kill], capture_output=True, timeout=120

@@ -68,6 +68,14 @@ if [ -f "$REF_PB" ]; then
   step dccli provision "$REF_PB"
   step dccli provision --check --diff -l node01 "$REF_PB"
 fi
+# GPU-node playbooks (docs/playbooks.md) on the lab's local apt repository of SIMULATED NVIDIA packages:
+# driver 550 (pinned, held; each host reboots once for the new kernel module) and CUDA, then a driver branch
+# upgrade to 570 rolling 4 hosts at a time through real apt and dpkg, with the lab's reboot.
+step dccli provision playbooks/nvidia-driver.yml playbooks/cuda-toolkit.yml
+step dccli run -b 'nvidia-smi --query-gpu=driver_version --format=csv,noheader | sort -u'
+step dccli provision playbooks/nvidia-driver.yml -e nvidia_driver_branch=570 -e nvidia_driver_version=570.124.06 \
+    -e nvidia_driver_serial=4
+step dccli run -b 'nvidia-smi --query-gpu=driver_version --format=csv,noheader | sort -u; apt-mark showhold'
 echo >&2
 echo "The lab stays up for you: DCCLI_INVENTORY=$DCCLI_INVENTORY dccli run -b uptime" >&2
 echo "Tear it down with: $(pwd)/.venv/bin/dccli lab down --name demo" >&2

@@ -3,7 +3,7 @@
 The lock is a kernel flock on $DCCLI_HOME/backup/run-<cluster>.lock: it is released when the process dies,
 however it dies (kill -9 included), so there is never a stale dccli lock to clear by hand. A second run
 exits at once with ExitCode.LOCKED and names the holder's pid. (restic's own repository locks are a
-different matter: see remote/steps/backup.py clear_own_stale_locks.)
+different matter: see backup/hostside.py clear_own_stale_locks.)
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every command is an argv list (never a shell string); user text (paths, patterns) only ever follows an
 option or `--`, so it cannot become an option. The repository and password are not in these lists: they
-travel as RESTIC_REPOSITORY and a password pipe (see remote/steps/backup.py and repo.py).
+travel as RESTIC_REPOSITORY and a password pipe (see backup/hostside.py and repo.py).
 """
 
 from __future__ import annotations

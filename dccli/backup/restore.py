@@ -15,7 +15,7 @@ from dccli.backup.repo import (
     ensure_password,
     setup_storage,
 )
-from dccli.backup.run import maintenance, restic_steps
+from dccli.backup.run import host_code, maintenance, restic_steps
 from dccli.errors import UsageError
 
 
@@ -105,7 +105,10 @@ def restore(
         access = access_for(repo, host, storage)
     argv = restic.restore_argv(snapshot, target, host, profile if profile else None, includes)
     results = run_steps(
-        conn, restic_steps(access, password, Step("restore", "restic_cmd", {"argv": argv})), timeout=None
+        conn,
+        restic_steps(access, password, Step("restore", "restic_cmd", {"argv": argv})),
+        timeout=None,
+        extra=host_code(),
     )
     if not results[0].ok:
         return RestoreResult(host, where, target, snapshot, False, results[0].error or "restic not usable")

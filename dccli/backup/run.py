@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from dccli.backup import restic
@@ -99,6 +100,14 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
+@lru_cache(maxsize=1)
+def host_code() -> bytes:
+    """The backup step kinds (hostside.py), appended to the helper only for backup sessions."""
+    from importlib import resources
+
+    return resources.files("dccli.backup").joinpath("hostside.py").read_bytes()
+
+
 def restic_steps(access: StorageAccess, password: str, *steps: Any, install: bool = True) -> list:
     from dccli.remote.session import Step
 
@@ -110,7 +119,13 @@ def restic_steps(access: StorageAccess, password: str, *steps: Any, install: boo
 
 
 def maintenance(
-    pool, inventory, repo: Repository, password: str, argv_list: list[list[str]], timeout: float | None = None
+    pool,
+    inventory,
+    repo: Repository,
+    password: str,
+    argv_list: list[list[str]],
+    timeout: float | None = None,
+    no_retry: bool = False,
 ) -> list[dict[str, Any]]:
     """Run restic commands where the repository is local (storage host or control node), one session."""
     from dccli.remote.session import Step, run_steps
@@ -122,9 +137,12 @@ def maintenance(
     steps = restic_steps(
         access,
         password,
-        *[Step(f"cmd{i}", "restic_cmd", {"argv": a, "timeout": timeout}) for i, a in enumerate(argv_list)],
+        *[
+            Step(f"cmd{i}", "restic_cmd", {"argv": a, "timeout": timeout, "no_retry": no_retry})
+            for i, a in enumerate(argv_list)
+        ],
     )
-    results = run_steps(conn, steps, timeout=None)
+    results = run_steps(conn, steps, timeout=None, extra=host_code())
     if not results[0].ok:
         raise BackupError(f"{where}: {results[0].error}")
     out = []
@@ -202,6 +220,7 @@ def backup_host(
         restic_steps(access, password, Step("backup", "restic_backup", args), install=install),
         timeout=None,
         on_event=on_event,
+        extra=host_code(),
     )
     base = {"host": host_name, "profile": profile.name, "repository": repo.name}
     prep, step = results[0], results[1]

@@ -10,7 +10,7 @@ from typing import Any
 from dccli.backup import records, restic
 from dccli.backup.profile import BackupConfig, Repository
 from dccli.backup.repo import BackupError, access_for, ensure_password, setup_storage
-from dccli.backup.run import maintenance, restic_steps
+from dccli.backup.run import host_code, maintenance, restic_steps
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,13 @@ def clear_stale_locks(pool, inventory, config: BackupConfig, repo: Repository, p
     if not ids:
         return []
     cats = maintenance(
-        pool, inventory, repo, password, [["cat", "lock", i, "--no-lock"] for i in ids], timeout=60
+        pool,
+        inventory,
+        repo,
+        password,
+        [["cat", "lock", i, "--no-lock"] for i in ids],
+        timeout=60,
+        no_retry=True,
     )
     named = set()
     for cat in cats:
@@ -61,6 +67,7 @@ def clear_stale_locks(pool, inventory, config: BackupConfig, repo: Repository, p
             pool.get(host),
             restic_steps(access, password, Step("unlock", "restic_unlock_own", {})),
             timeout=300,
+            extra=host_code(),
         )
         data = res[1].data if len(res) > 1 and res[1].ok else {}
         return "ok", [f"{x['id']} ({x['hostname']} pid {x['pid']})" for x in (data or {}).get("removed", [])]

@@ -62,6 +62,11 @@ def health(
         fmt = "json"
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if textfile_dir is not None:
+        if fmt == "table":
+            fmt = "prometheus"  # the only format a textfile collector reads
+        elif fmt != "prometheus":
+            raise UsageError(f"--textfile-dir goes with --format prometheus, not {fmt}")
     window = None
     if since is not None:
         try:

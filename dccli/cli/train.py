@@ -57,7 +57,10 @@ def launch_cmd(
     if sync is not None and not sync.is_dir():
         raise UsageError(f"--sync {sync}: not a directory")
     inv = load_inventory(inventory)
-    hosts = inv.select(nodes)
+    try:
+        hosts = inv.select(nodes)
+    except UsageError as exc:  # the selection's messages speak of --limit; here the option is --nodes
+        raise UsageError(str(exc).replace("--limit", "--nodes", 1)) from None
     if not hosts:
         raise UsageError(f"--nodes {nodes!r}: no host matches")
     inv_path = inventory_path(inventory)

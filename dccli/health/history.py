@@ -6,9 +6,12 @@ import re
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dccli.health.model import OK, CheckResult
+from dccli.health.verdicts import OK
+
+if TYPE_CHECKING:
+    from dccli.health.model import CheckResult
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -78,6 +81,8 @@ def xid_cursors(conn: sqlite3.Connection, cluster: str) -> dict[str, tuple[float
 
 
 def _results(conn: sqlite3.Connection, run_id: int, host: str) -> list[CheckResult]:
+    from dccli.health.model import CheckResult
+
     return [
         CheckResult(
             r["host"],
@@ -102,7 +107,12 @@ def latest(conn: sqlite3.Connection, cluster: str) -> dict[str, dict[str, Any]]:
         (cluster,),
     )
     out = {
-        r["host"]: {"worst": r["worst"], "status": r["status"], "checked_at": r["started_at"], "run_id": r["run_id"]}
+        r["host"]: {
+            "worst": r["worst"],
+            "status": r["status"],
+            "checked_at": r["started_at"],
+            "run_id": r["run_id"],
+        }
         for r in rows
     }
     for host, info in out.items():

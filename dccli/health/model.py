@@ -9,19 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-OK, WARN, CRIT, UNKNOWN = "OK", "WARN", "CRIT", "UNKNOWN"
-# Nagios order (0/1/2/3) is the exit code of --format nagios; "worst" follows severity, UNKNOWN below CRIT.
-NAGIOS_CODE = {OK: 0, WARN: 1, CRIT: 2, UNKNOWN: 3}
-_RANK = {OK: 0, UNKNOWN: 1, WARN: 2, CRIT: 3}
-
-
-def worst(verdicts) -> str:
-    """The most serious verdict (CRIT > WARN > UNKNOWN > OK); OK for none."""
-    best = OK
-    for v in verdicts:
-        if _RANK[v] > _RANK[best]:
-            best = v
-    return best
+from dccli.health.verdicts import CRIT, NAGIOS_CODE, OK, UNKNOWN, WARN, worst  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dccli.lab import procs
 REQUEST = "var/lib/dccli-lab/reboot-request"
 BOOT_ID = "var/lib/dccli-lab/boot_id"
 COMMAND = "/usr/local/sbin/dccli-lab-reboot"
-POLL_S = 0.25
+POLL_S = 0.5
 SCRIPT = """#!/bin/sh
 # dccli lab (SIMULATION): reboot this lab host, like `shutdown -r now`. Arguments are accepted and ignored.
 # The lab's reboot watcher on the control node restarts the host (its disk kept) within a second.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import time
@@ -135,11 +136,15 @@ def prepare_copy(task, args: dict, v: dict) -> dict:
 
 def is_dir_source(task, args: dict) -> bool:
     src = args.get("src")
-    return bool(src) and "content" not in args and not args.get("remote_src") and \
-        find_source(task, str(src), "files").is_dir()
+    return (
+        bool(src)
+        and "content" not in args
+        and not args.get("remote_src")
+        and find_source(task, str(src), "files").is_dir()
+    )
 
 
-def copy_tree(session, task, args: dict, *, check: bool, diff: bool) -> dict:
+def copy_tree(session, conn, task, args: dict, *, check: bool, diff: bool) -> dict:
     """copy with a directory src, as Ansible: `dir/` copies its contents into dest, `dir` copies dir itself."""
     src = str(args["src"])
     root = find_source(task, src, "files")
@@ -161,13 +166,39 @@ def copy_tree(session, task, args: dict, *, check: bool, diff: bool) -> dict:
             continue  # the directory does not exist yet: every file in it would be new
         for name in sorted(files):
             data = (Path(here) / name).read_bytes()
-            r = session.call("copy", {"dest": f"{target}/{name}", "_data": base64.b64encode(data).decode("ascii"),
-                                      **file_args}, check=check, diff=diff)
+            r = call_copy(
+                session,
+                conn,
+                {"dest": f"{target}/{name}", "_data": base64.b64encode(data).decode("ascii"), **file_args},
+                check=check,
+                diff=diff,
+            )
             if r.get("failed"):
                 return r
             changed = changed or bool(r.get("changed"))
             results.append({"dest": r.get("dest"), "changed": r.get("changed")})
     return {"changed": changed, "dest": dest, "src": str(root), "files": results}
+
+
+INLINE_LIMIT = 4 << 20  # larger files go over SFTP, and only when the host's copy differs
+
+
+def call_copy(session, conn, args: dict, *, check: bool, diff: bool) -> dict:
+    """One copy: small contents travel in the task line; a large one is offered by checksum first, then
+    uploaded next to its destination over SFTP (same connection) and renamed into place by the host."""
+    if len(args.get("_data") or "") <= INLINE_LIMIT * 4 // 3:
+        return session.call("copy", args, check=check, diff=diff)
+    data = base64.b64decode(args["_data"])
+    probe = {k: v for k, v in args.items() if k != "_data"}
+    probe["_sha1"] = hashlib.sha1(data).hexdigest()
+    res = session.call("copy", probe, check=check)
+    if not res.get("_need_data"):
+        return res
+    if check:
+        return {"changed": True, "dest": res.get("dest")}
+    tmp = f"{res['dest']}.dccli-upload-{os.getpid()}"
+    conn.put_bytes(data, tmp, 0o600)
+    return session.call("copy", dict(probe, _tmp_src=tmp), check=check)
 
 
 def loop_items(task, v: dict) -> list:
@@ -179,6 +210,8 @@ def loop_items(task, v: dict) -> list:
         and loop[0][0] == "__flatten__"
     ):
         items = render(loop[0][1], v)
+        if not isinstance(items, list):
+            items = [items]
         out: list = []
         for it in items:
             out.extend(it if isinstance(it, list) else [it])

@@ -67,13 +67,25 @@ class Session:
                     stderr=subprocess.PIPE,
                 )
                 assert self._proc.stdin is not None
-                self._proc.stdin.write(packed)
-                self._proc.stdin.flush()
+                try:
+                    self._proc.stdin.write(packed)
+                    self._proc.stdin.flush()
+                except BrokenPipeError:
+                    pass  # the shell already exited (no python3?): reading the hello below says why
         except Exception as exc:  # paramiko.SSHException, EOFError, OSError
             raise TransportError(
                 f"{self.name}: could not start the playbook session: {exc or type(exc).__name__}"
             ) from None
-        self.hello = self._read_event(timeout=60)
+        try:
+            self.hello = self._read_event(timeout=60)
+        except TransportError:
+            if self._exit_status() == 127:  # the host is reachable but has no python3: a failure, not exit 3
+                from dccli.remote.session import HelperError
+
+                raise HelperError(
+                    f"{self.name}: the playbook session did not start (needs python3)"
+                ) from None
+            raise
         if self.hello.get("ev") != "hello":
             raise TransportError(f"{self.name}: playbook session did not start: {self.hello}")
 
@@ -163,6 +175,15 @@ class Session:
                     if deadline is not None and time.monotonic() > deadline:
                         return None
         return os.read(self._proc.stdout.fileno(), 65536)  # type: ignore[union-attr]
+
+    def _exit_status(self) -> int | None:
+        try:
+            if self._chan is not None:
+                self._chan.status_event.wait(2)  # EOF can arrive a moment before the exit status
+                return self._chan.recv_exit_status() if self._chan.exit_status_ready() else None
+            return self._proc.wait(timeout=1) if self._proc is not None else None
+        except Exception:
+            return None
 
     def _stderr_tail(self) -> str:
         try:

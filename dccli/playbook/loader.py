@@ -94,8 +94,11 @@ class _Loader:
         for i, vf in enumerate(vars_files):
             at = v["vars_files"].value[i] if v["vars_files"].kind == "seq" else v["vars_files"]
             if "{{" in vf:
-                raise self.err("vars_files names with templates are not supported by dccli (docs/provision.md)",
-                               at, "vars_files")
+                raise self.err(
+                    "vars_files names with templates are not supported by dccli (docs/provision.md)",
+                    at,
+                    "vars_files",
+                )
             static.update(self.load_vars_file(vf, at))
         return Play(
             hosts=str(hosts),
@@ -205,7 +208,7 @@ class _Loader:
             raise self.err(f"unknown meta action {args.get('_raw_params')!r}", v[mkey], mkey)
         loop_node = v.get("loop") or v.get("with_items") or v.get("with_list")
         loop = plain(loop_node)
-        if "with_items" in v and isinstance(loop, list):
+        if "with_items" in v and loop is not None:
             loop = [("__flatten__", loop)]  # with_items flattens one level (resolved at run time)
         lc = self.mapping(v.get("loop_control"), "loop_control")
         unknown = set(lc) - {"loop_var", "label", "index_var", "pause", "extended", "extended_allitems"}
@@ -228,6 +231,7 @@ class _Loader:
             loop=loop,
             loop_var=str(lc.get("loop_var", "item")),
             loop_label=lc.get("label"),
+            loop_pause=lc.get("pause", 0),
             index_var=lc.get("index_var"),
             notify=tuple(str(n) for n in self.flat_list(v.get("notify"), "notify")),
             listen=tuple(str(n) for n in self.flat_list(v.get("listen"), "listen")),

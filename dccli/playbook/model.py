@@ -34,6 +34,7 @@ class Task:
     loop_var: str = "item"
     loop_label: Any = None
     index_var: str | None = None
+    loop_pause: Any = 0  # loop_control.pause: seconds between items
     notify: tuple[str, ...] = ()
     listen: tuple[str, ...] = ()  # handlers only
     tags: tuple[str, ...] = ()
@@ -84,7 +85,9 @@ class Play:
     tasks: tuple[Node, ...] = ()  # pre_tasks + tasks + post_tasks, in order
     handlers: tuple[Task, ...] = ()
     vars: Mapping[str, Any] = field(default_factory=lambda: EMPTY, hash=False)
-    vars_files: tuple[str, ...] = ()  # paths as written, relative to the playbook (static: loaded at load time)
+    vars_files: tuple[
+        str, ...
+    ] = ()  # paths as written, relative to the playbook (static: loaded at load time)
     vars_from_files: Mapping[str, Any] = field(
         default_factory=lambda: EMPTY, hash=False
     )  # static ones, loaded

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dccli.errors import TransportError
+from dccli.errors import AuthError, TransportError
 from dccli.playbook import actions
 from dccli.playbook.events import HostStats, TaskDone
 from dccli.playbook.model import Block, Node, Play, Task
@@ -51,6 +51,24 @@ class PlayRun:
     state: dict[str, dict[str, Any]]  # host -> {"facts": {...}, "set": {...}} (persists across plays)
     emit: Callable[[Any], None]
     abort: threading.Event = field(default_factory=threading.Event)  # any_errors_fatal tripped
+    facts_latch: Latch | None = None  # every host's facts are in before any host's first task (hostvars)
+
+
+class Latch:
+    """Counts hosts down; wait() returns when all arrived (or timed out): Ansible's linear step for facts."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._cond = threading.Condition()
+
+    def arrive(self) -> None:
+        with self._cond:
+            self._count -= 1
+            self._cond.notify_all()
+
+    def wait(self, timeout: float) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._count <= 0, timeout=timeout)
 
 
 class HostPlay:
@@ -69,10 +87,15 @@ class HostPlay:
         from dccli.playbook.channel import Session
 
         try:
-            self.session = Session(self.pool.get(self.host), become=self.needs_become())
+            try:
+                self.session = Session(self.pool.get(self.host), become=self.needs_become())
+            except TransportError:
+                self.arrive()
+                raise
             try:
                 if actions.truthy(self.play.gather_facts):
                     self.gather_facts()
+                self.arrive(wait=True)
                 self.run_nodes(self.play.tasks, ())
                 self.flush_handlers()
             except EndPlay:
@@ -80,15 +103,29 @@ class HostPlay:
             except HostFailed:
                 self.failed = True
             finally:
+                self.arrive()
                 self.session.close()
         except TransportError as exc:
             self.stats.unreachable += 1
             self.emit_done(self.current or "(connect)", "unreachable", msg=str(exc))
-            return "unreachable", self.stats
+            # a refused host key or login is exit 4, not 3 (AuthError is a TransportError)
+            return ("auth" if isinstance(exc, AuthError) else "unreachable"), self.stats
         return ("failed" if self.failed else "ok"), self.stats
 
     current: str | None = None
     last_failure: tuple[Task, dict] | None = None
+    arrived = False
+    no_log = False
+
+    def arrive(self, wait: bool = False) -> None:
+        latch = self.run_.facts_latch
+        if latch is None:
+            return
+        if not self.arrived:
+            self.arrived = True
+            latch.arrive()
+        if wait:
+            latch.wait(timeout=600)
 
     def needs_become(self) -> bool:
         user = getattr(self.host, "user", None) or self.host_user()
@@ -101,6 +138,9 @@ class HostPlay:
             return "root"
 
     def emit_done(self, task: str, status: str, **kw: Any) -> None:
+        if self.no_log:
+            kw["result"] = {}
+            kw["msg"] = "the output has been hidden due to the fact that 'no_log: true' was specified"
         self.run_.emit(TaskDone(self.host.name, task, status, **kw))
 
     # -- facts -----------------------------------------------------------------------------------
@@ -175,6 +215,7 @@ class HostPlay:
             return
         name = task.display_name
         self.current = name
+        self.no_log = task.no_log
         t0 = time.monotonic()
         base = task_vars(self.run_, self.host, chain, task)
         with contextlib.suppress(TemplateError):
@@ -297,6 +338,8 @@ class HostPlay:
         items = actions.loop_items(task, base)
         results: list[dict] = []
         for index, item in enumerate(items):
+            if index and task.loop_pause:
+                time.sleep(float(render(task.loop_pause, base)))
             v = dict(base)
             v[task.loop_var] = item
             if task.index_var:
@@ -409,9 +452,12 @@ class HostPlay:
                 raise TemplateError(f"environment must be a mapping, got {type(rendered).__name__}")
             env.update(rendered)
         if task.module == "copy" and actions.is_dir_source(task, args):
-            return actions.copy_tree(self.session, task, args, check=check, diff=diff)
+            return actions.copy_tree(
+                self.session, self.pool.get(self.host), task, args, check=check, diff=diff
+            )
         if task.module in ("copy", "template"):
             args = actions.prepare_copy(task, args, v)
+            return actions.call_copy(self.session, self.pool.get(self.host), args, check=check, diff=diff)
         elif task.module == "reboot":
             from dccli.playbook.reboot import reboot
 
@@ -419,7 +465,6 @@ class HostPlay:
         elif task.module in actions.PREPARE:
             args = actions.PREPARE[task.module](self, task, args, v)
         kind = "service" if task.module in ("systemd", "systemd_service") else task.module
-        kind = "copy" if kind == "template" else kind
         return self.session.call(kind, args, check=check, diff=diff, env=env)
 
     # -- handlers and meta ---------------------------------------------------------------------------

@@ -37,21 +37,27 @@ class StepResult:
     duration_s: float = 0.0
 
 
-@lru_cache(maxsize=1)
-def helper_source() -> bytes:
-    """The core, each steps/*.py (capabilities' step kinds, in name order), then the call to main()."""
+@lru_cache(maxsize=8)
+def helper_source(extra: bytes = b"") -> bytes:
+    """The core, each steps/*.py (capabilities' step kinds, in name order), `extra`, then the call to main().
+
+    `extra` is step code only some sessions need (run_steps(..., extra=...)), so it does not grow every
+    session's payload (dccli/backup/hostside.py: restic steps, sent only with backup sessions).
+    """
     root = resources.files("dccli.remote")
     parts = [root.joinpath("helper.py").read_bytes()]
     steps = sorted((f for f in root.joinpath("steps").iterdir() if f.name.endswith(".py") and f.name != "__init__.py"),
                    key=lambda f: f.name)
     parts += [b"\n# --- steps/" + f.name.encode() + b"\n" + f.read_bytes() for f in steps]
+    if extra:
+        parts.append(b"\n# --- extra\n" + extra)
     parts.append(b"\nmain()\n")
     return b"".join(parts)
 
 
-@lru_cache(maxsize=1)
-def _payload() -> tuple[str, bytes]:
-    packed = zlib.compress(helper_source(), 9)
+@lru_cache(maxsize=8)
+def _payload(extra: bytes = b"") -> tuple[str, bytes]:
+    packed = zlib.compress(helper_source(extra), 9)
     # Read exactly the compressed helper; the JSON job stays on stdin for the helper's own readline.
     # -I -S: the helper is stdlib only, so skip `site` (.pth files, user site) and PYTHON* variables:
     # a third of python's start-up time on every host, and the host's environment cannot redirect imports.
@@ -64,13 +70,14 @@ def _payload() -> tuple[str, bytes]:
 
 def run_steps(conn, steps: Iterable[Step], *, timeout: float | None = 300,
               on_result: Callable[[StepResult], None] | None = None,
-              on_event: Callable[[dict[str, Any]], None] | None = None) -> list[StepResult]:
+              on_event: Callable[[dict[str, Any]], None] | None = None,
+              extra: bytes = b"") -> list[StepResult]:
     """Run steps in order in one remote session; returns one StepResult per step.
 
     on_event receives every other event a step emits (e.g. backup progress), as a dict.
     """
     steps = list(steps)
-    command, packed = _payload()
+    command, packed = _payload(extra)
     job = json.dumps({"steps": [{"id": s.id, "kind": s.kind, "args": s.args} for s in steps]}).encode() + b"\n"
     results: list[StepResult] = []
     buf = bytearray()

@@ -16,7 +16,7 @@ FIELDS = "index,utilization.gpu,temperature.gpu"
 # POSIX sh; sections marked so the parse is exact. nvidia-smi is asked once (the costly part on a real host).
 COMMAND = (
     "if command -v nvidia-smi >/dev/null 2>&1; then echo '#smi'; "
-    f"nvidia-smi --query-gpu={FIELDS} --format=csv,noheader,nounits 2>&1; echo \"#rc $?\"; fi; "
+    f'nvidia-smi --query-gpu={FIELDS} --format=csv,noheader,nounits 2>&1; echo "#rc $?"; fi; '
     "echo '#load'; cat /proc/loadavg"
 )
 
@@ -76,8 +76,9 @@ def parse(host: str, stdout: str) -> LiveHost:
     return LiveHost(host, seen_smi, rc, error, tuple(gpus), load)
 
 
-def probe(hosts: list, pool, *, forks: int = 64, timeout: float = 60,
-          on_event: EventSink | None = None) -> GroupOutcome[LiveHost]:
+def probe(
+    hosts: list, pool, *, forks: int = 64, timeout: float = 60, on_event: EventSink | None = None
+) -> GroupOutcome[LiveHost]:
     from dccli.errors import DccliError
 
     def work(host) -> tuple[str, LiveHost]:

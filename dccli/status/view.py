@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dccli.health.model import CRIT, OK, UNKNOWN, worst
+from dccli.health.verdicts import CRIT, OK, UNKNOWN, worst
 
 CAPABILITIES = ("train", "backup", "keys")  # optional: a missing module is skipped
 
@@ -96,8 +96,16 @@ def _age(seconds: float) -> str:
     return f"{seconds}s ago"
 
 
-def build(inventory, hosts: list, group, stored: dict[str, dict[str, Any]], columns: dict[str, dict[str, str]],
-          column_names: list[str], warnings: list[str] = (), now: float = 0.0) -> StatusView:  # type: ignore[assignment]
+def build(
+    inventory,
+    hosts: list,
+    group,
+    stored: dict[str, dict[str, Any]],
+    columns: dict[str, dict[str, str]],
+    column_names: list[str],
+    warnings: list[str] = (),
+    now: float = 0.0,
+) -> StatusView:  # type: ignore[assignment]
     """Pure: rows per rack from the live probe (GroupOutcome[LiveHost]), each host's latest stored health
     result ({worst, checked_at, failing}) and the capability columns. The live probe can only make the
     stored verdict worse: unreachable is UNKNOWN, fewer GPUs than the inventory says (or nvidia-smi failing)
@@ -129,8 +137,18 @@ def build(inventory, hosts: list, group, stored: dict[str, dict[str, Any]], colu
         checked = _age(now - past["checked_at"]) if past is not None else "never"
         verdict = worst(verdicts) if verdicts else OK
         cols = {"health checked": checked, **columns.get(host.name, {})}
-        rows[host.name] = HostRow(host.name, host.rack or "(no rack)", reach, gpus, host.gpus, util, temp, verdict,
-                                  tuple(sorted(failing)), cols)
+        rows[host.name] = HostRow(
+            host.name,
+            host.rack or "(no rack)",
+            reach,
+            gpus,
+            host.gpus,
+            util,
+            temp,
+            verdict,
+            tuple(sorted(failing)),
+            cols,
+        )
     racks: list[tuple[str, tuple[HostRow, ...]]] = []
     for rack in inventory.racks:
         members = tuple(rows[h] for h in rack.hosts if h in rows)

@@ -1,9 +1,10 @@
 """Merged logs of a run: a generator of LogLine values that ends when the run ends (SkyPilot's shape).
 
-One SSH channel per node streams its node.log from a byte offset (supervisor.py follow). A channel that
-drops (connection lost, remote reader killed) is reopened at the offset of the last whole line received,
-so nothing is lost or shown twice. In follow mode the generator ends once the run is over in the state
-DB and every node has delivered its last bytes (a dead node gets DRAIN_S seconds, then is left out).
+One SSH channel per node streams its node.log and every rank-<r>.log, each from a byte offset
+(supervisor.py follow). A channel that drops (connection lost, remote reader killed) is reopened at the
+offsets of the last whole lines received, so nothing is lost or shown twice. In follow mode the generator
+ends once the run is over in the state DB and every node has delivered its last bytes (a node silent for
+DRAIN_S seconds, frozen or unreachable, is left out).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class LogFilter:
 
 
 class NodeReader(threading.Thread):
-    """Streams one node's log into the shared queue; reconnects from its offset when the channel drops."""
+    """Streams one node's logs into the shared queue; reconnects from its offsets when the channel drops."""
 
     def __init__(
         self,
@@ -51,33 +52,38 @@ class NodeReader(threading.Thread):
         python: str,
         run_id: str,
         attempt_dir: str,
-        offset: int,
+        offsets: dict[str, int],
         once: bool,
         out: queue.Queue,
     ) -> None:
         super().__init__(daemon=True, name=f"follow-{host.name}")
         self.pool, self.host, self.python, self.run_id, self.dir = pool, host, python, run_id, attempt_dir
-        self.offset, self.once, self.out = offset, once, out
+        self.offsets, self.once, self.out = dict(offsets), once, out
         self.finished = threading.Event()
         self.cancel = threading.Event()
+        self.last_data = time.monotonic()
         self.reconnects = 0
         self.error: str | None = None
 
     def _feed(self, buf: bytearray, data: bytes) -> None:
         if self.cancel.is_set():
             return
+        self.last_data = time.monotonic()
         buf.extend(data)
         while (nl := buf.find(b"\n")) >= 0:
             raw = bytes(buf[:nl])
             del buf[: nl + 1]
-            self.offset += nl + 1
-            rank, text = plan.split_rank(raw.decode("utf-8", "replace").rstrip("\r"))
+            src, rank, text = plan.parse_follow_line(raw)
+            # the record is SRC<TAB>line; in the file that line took its bytes plus a newline
+            line_bytes = len(raw) - len(src) - 1
+            self.offsets[src] = self.offsets.get(src, 0) + line_bytes + 1
             self.out.put(LogLine(self.host.name, rank, text))
 
     def run(self) -> None:
         try:
             while not self.cancel.is_set():
-                args = ["follow", self.dir, str(self.offset)] + (["--once"] if self.once else [])
+                where = ",".join(f"{k}:{v}" for k, v in sorted(self.offsets.items())) or "n:0"
+                args = ["follow", self.dir, where] + (["--once"] if self.once else [])
                 buf = bytearray()
                 try:
                     res = self.pool.get(self.host).exec(
@@ -115,7 +121,7 @@ def follow(
         raise UsageError(f"run {run.id} has no attempt {attempt}")
     nodes = [n for n in att.nodes if flt.hosts is None or n.host in flt.hosts]
     hosts = [inv.host(n.host) for n in nodes]
-    offsets = {n.host: 0 for n in nodes}
+    offsets: dict[str, dict[str, int]] = {n.host: {} for n in nodes}
     if tail is not None or not live:
         backlog = _read_all(run, pool, hosts, att.nodes[0].dir, offsets)
         for h in hosts:
@@ -131,9 +137,11 @@ def _db_state(run_id: str) -> str | None:
         return store.state_of(db, run_id)
 
 
-def _read_all(run, pool, hosts: Sequence, d: str, offsets: dict[str, int]) -> dict[str, list[LogLine]]:
+def _read_all(
+    run, pool, hosts: Sequence, d: str, offsets: dict[str, dict[str, int]]
+) -> dict[str, list[LogLine]]:
     q: queue.Queue = queue.Queue()
-    readers = [NodeReader(pool, h, run.spec.python, run.id, d, 0, True, q) for h in hosts]
+    readers = [NodeReader(pool, h, run.spec.python, run.id, d, {}, True, q) for h in hosts]
     for r in readers:
         r.start()
     for r in readers:
@@ -143,18 +151,18 @@ def _read_all(run, pool, hosts: Sequence, d: str, offsets: dict[str, int]) -> di
         line = q.get()
         by_host[line.host].append(line)
     for r in readers:
-        offsets[r.host.name] = r.offset
+        offsets[r.host.name] = r.offsets
     return by_host
 
 
 def _live(
-    run, pool, hosts: Sequence, d: str, offsets: dict[str, int], flt: LogFilter, state_of
+    run, pool, hosts: Sequence, d: str, offsets: dict[str, dict[str, int]], flt: LogFilter, state_of
 ) -> Iterator[LogLine]:
     q: queue.Queue = queue.Queue()
     readers = [NodeReader(pool, h, run.spec.python, run.id, d, offsets[h.name], False, q) for h in hosts]
     for r in readers:
         r.start()
-    ended_at = None
+    ended = False
     next_poll = 0.0
     try:
         while True:
@@ -167,15 +175,16 @@ def _live(
                     yield line
                 continue
             now = time.monotonic()
-            if ended_at is None and now >= next_poll:
+            if not ended and now >= next_poll:
                 next_poll = now + POLL_S
-                if state_of(run.id) in TERMINAL:
-                    ended_at = now
-            # Every node may have ended before the watcher said how: the end waits for its verdict.
-            if ended_at is not None and q.empty() and all(r.finished.is_set() for r in readers):
+                ended = state_of(run.id) in TERMINAL
+            if not ended:
+                continue
+            # Over: wait for every node's last bytes, but not for a node that has gone silent (frozen,
+            # unreachable); a node still delivering a backlog is never cut off.
+            pending = [r for r in readers if not r.finished.is_set()]
+            if q.empty() and all(now - r.last_data > DRAIN_S for r in pending):
                 return
-            if ended_at is not None and now - ended_at > DRAIN_S:
-                return  # a node that cannot deliver (frozen, unreachable) does not hold the end back
     finally:
         for r in readers:
             r.cancel.set()

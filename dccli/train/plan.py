@@ -145,8 +145,6 @@ def node_env(
         "DCCLI_NODE_RANK": str(node_rank),
         "DCCLI_NNODES": str(len(hosts)),
         "DCCLI_NODES": ",".join(hosts),
-        # torchrun prefixes every worker line with its global rank: the supervisor splits rank logs on it.
-        "TORCHELASTIC_LOG_LINE_PREFIX_TEMPLATE": "[${rank}]:",
     })  # fmt: skip
     if ifname:
         # The interface of the route towards the rendezvous host; without it gloo may pick one the
@@ -192,9 +190,8 @@ def torchrun_argv(
         f"--rdzv-conf=is_host={'true' if is_host else 'false'},join_timeout=120",
         f"--local-addr={address}",
         f"--max-restarts={spec.max_restarts}",
-        "--tee=3",  # per-rank prefixed lines on torchrun's console: the supervisor's source
-        f"--log-dir={d}/torchrun",
-        supervisor_path(run_id), "rank", f"{d}/done", "--",
+        f"--log-dir={d}/torchrun",  # torchrun's error files; the ranks' output goes to DIR/rank-<r>.log
+        supervisor_path(run_id), "rank", d, "--",
         spec.script, *spec.args,
     ]  # fmt: skip
 
@@ -266,12 +263,9 @@ def parse_ranks(text: str | None) -> frozenset[int] | None:
     return frozenset(ranks)
 
 
-LINE_RANK = re.compile(r"^\[(\d+)\]:")
-
-
-def split_rank(line: str) -> tuple[int | None, str]:
-    """A node.log line -> (global rank, text); torchrun's own lines have no rank."""
-    m = LINE_RANK.match(line)
-    if m:
-        return int(m.group(1)), line[m.end() :]
-    return None, line
+def parse_follow_line(raw: bytes) -> tuple[str, int | None, str]:
+    """A `SRC<TAB>line` record of supervisor.py follow -> (source, global rank or None, text)."""
+    src, _, text = raw.partition(b"\t")
+    source = src.decode("ascii", "replace")
+    rank = int(source) if source.isdigit() else None
+    return source, rank, text.decode("utf-8", "replace").rstrip("\r")

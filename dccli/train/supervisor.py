@@ -2,8 +2,10 @@
 # Pushed by SFTP to <run root>/supervisor.py and run with the run's interpreter. Subcommands:
 #   start DIR            daemonize (own session, survives the SSH connection), start torchrun in ITS own
 #                        session, relay its output to DIR/node.log and DIR/rank-<r>.log, record the end
-#   rank DONE -- SCRIPT  the per-rank entry torchrun runs: runs SCRIPT as __main__, marks DONE/<rank> on success
-#   follow DIR           stream DIR/node.log from --offset; ends when the attempt has ended (or at EOF: --once)
+#   rank DIR -- SCRIPT   the per-rank entry torchrun runs: output to DIR/rank-<r>.log, SCRIPT as __main__,
+#                        DIR/done/<rank> marked when it returns
+#   follow DIR OFFSETS   whole lines of node.log and every rank-<r>.log as `SRC<TAB>line`, from byte offsets;
+#                        ends when the attempt has ended (or at EOF: --once)
 #   watch DIR            one JSON heartbeat line per second until the attempt has ended
 #   stop DIR             SIGTERM the process group, grace, SIGKILL, then report any process of the run left
 #   procs                the processes whose environment says DCCLI_RUN_ID=<id> (found through /proc)
@@ -11,13 +13,11 @@
 # rank-<r>.log, status.json, supervisor.log, done/<rank>.
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
 
-RANK_PREFIX = re.compile(rb"^\[(\d+)\]:")
 FINAL = ("exited", "failed_to_start")
 
 
@@ -189,11 +189,8 @@ def supervise(d):
 
 
 def relay(fd, d):
-    """torchrun's output -> node.log as is, and each `[rank]:` line (without its prefix) -> rank-<r>.log."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-    node = os.open(os.path.join(d, "node.log"), flags, 0o644)
-    ranks = {}
-    pending = b""
+    """torchrun's own console output (the agent's lines; the ranks write their own files) -> node.log."""
+    node = os.open(os.path.join(d, "node.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     while True:
         try:
             data = os.read(fd, 65536)
@@ -202,26 +199,21 @@ def relay(fd, d):
         if not data:
             break
         os.write(node, data)
-        pending += data
-        lines = pending.split(b"\n")
-        pending = lines.pop()
-        by_rank = {}
-        for line in lines:
-            m = RANK_PREFIX.match(line)
-            if m:
-                by_rank.setdefault(int(m.group(1)), []).append(line[m.end() :] + b"\n")
-        for rank, chunk in by_rank.items():
-            if rank not in ranks:
-                ranks[rank] = os.open(os.path.join(d, "rank-%d.log" % rank), flags, 0o644)
-            os.write(ranks[rank], b"".join(chunk))
-    if pending:
-        os.write(node, b"\n")
 
 
 # -------------------------------------------------------------------------------------------- rank
-def cmd_rank(done_dir, argv):
+def cmd_rank(d, argv):
     import runpy
 
+    # The rank's stdout and stderr go straight to its own file: nothing in between can drop a line
+    # (torchrun's --tee tailer loses a rank's last lines when it exits), and C-level output lands too.
+    rank = os.environ.get("RANK", "x")
+    fd = os.open(os.path.join(d, "rank-%s.log" % rank), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
     script = argv[0]
     sys.argv = list(argv)
     sys.path[0] = os.path.dirname(os.path.abspath(script))
@@ -231,7 +223,7 @@ def cmd_rank(done_dir, argv):
         if exc.code not in (None, 0):
             raise
     # Reached only when the script finished: a crash of torchrun after this is not the rank's failure.
-    with open(os.path.join(done_dir, os.environ.get("RANK", "x")), "w"):
+    with open(os.path.join(d, "done", rank), "w"):
         pass
     sys.stdout.flush()
     return 0
@@ -246,27 +238,56 @@ def ended(d):
     return st.get("state") == "running" and not alive(st.get("supervisor_pid"))
 
 
-def cmd_follow(d, offset, once):
-    path = os.path.join(d, "node.log")
+def sources(d):
+    """ "n" (node.log: torchrun's own lines) and each rank number with a rank-<r>.log, and their paths."""
+    found = {"n": os.path.join(d, "node.log")}
+    for name in os.listdir(d):
+        if name.startswith("rank-") and name.endswith(".log") and name[5:-4].isdigit():
+            found[name[5:-4]] = os.path.join(d, name)
+    return found
+
+
+def cmd_follow(d, offsets, once):
+    """Whole lines of every source as `SRC<TAB>line`, each source from its byte offset ("n:0,3:1200").
+    Ends at EOF (--once) or once the attempt has ended and everything was sent."""
+    pos = {}
+    for item in offsets.split(","):
+        if ":" in item:
+            src, off = item.split(":", 1)
+            pos[src] = int(off)
     out = sys.stdout.buffer
-    handle = None
+    handles = {}
     while True:
-        if handle is None and os.path.exists(path):
-            handle = open(path, "rb")
-            handle.seek(offset)
-        data = handle.read(262144) if handle else b""
-        if data:
-            out.write(data)
+        over = ended(d)  # read before the last pass: no line written before the end is missed
+        sent = False
+        for src, path in sorted(sources(d).items()):
+            if src not in handles:
+                try:
+                    handles[src] = open(path, "rb")
+                except OSError:
+                    continue
+                handles[src].seek(pos.get(src, 0))
+            h = handles[src]
+            data = h.read(262144)
+            if not data:
+                continue
+            cut = data.rfind(b"\n") + 1
+            if cut == 0 and not over:
+                h.seek(-len(data), 1)  # half a line: wait for the rest
+                continue
+            if cut < len(data) and not over:
+                h.seek(cut - len(data), 1)
+                data = data[:cut]
+            tag = src.encode() + b"\t"
+            lines = data.split(b"\n")
+            if lines[-1] == b"":
+                lines.pop()
+            out.write(b"".join(tag + line + b"\n" for line in lines))
+            sent = True
+        if sent:
             out.flush()
             continue
-        if once:
-            return 0
-        if ended(d):
-            data = handle.read() if handle else b""
-            if data:
-                out.write(data)
-                out.flush()
-                continue
+        if over or once:  # (--once leaves a half-written line for the next reader: offsets stay exact)
             return 0
         time.sleep(0.1)
 
@@ -346,7 +367,7 @@ def main(argv):
     if cmd == "rank":
         return cmd_rank(argv[1], argv[3:] if argv[2:3] == ["--"] else argv[2:])
     if cmd == "follow":
-        return cmd_follow(argv[1], int(argv[2]), argv[3:4] == ["--once"])
+        return cmd_follow(argv[1], argv[2], argv[3:4] == ["--once"])
     if cmd == "watch":
         return cmd_watch(argv[1], float(argv[2]))
     if cmd == "stop":

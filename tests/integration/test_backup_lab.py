@@ -278,6 +278,16 @@ def test_kill_9_mid_backup_then_next_run_clears_its_own_lock(blab) -> None:
         _wait(
             lambda: plain_restic(lab, home, "list", "locks", "--no-lock").stdout.strip(), 30, "restic's lock"
         )
+        # The password reaches restic through a pipe: not in its argv, not in its environment.
+        password = (home / "backup" / "main.password").read_text().strip()
+        seen = hx(
+            lab,
+            "node01",
+            "sh",
+            "-c",
+            f"tr '\\0' ' ' < /proc/{pid}/cmdline; tr '\\0' ' ' < /proc/{pid}/environ",
+        )
+        assert "--password-file /proc/self/fd/" in seen and password not in seen
         helper = hx(lab, "node01", "ps", "-o", "ppid=", "-p", str(pid)).strip()
         # restic dies holding its lock, with dccli's helper on the host (whose lock-clearing thread could
         # otherwise tidy up after it) and dccli itself: nothing gets to clean up.
@@ -331,6 +341,7 @@ def test_overlapping_runs_one_runs_the_other_exits_locked(blab) -> None:
 
 
 def test_restic_presence_check_and_apt_install_step(blab) -> None:
+    from dccli.backup.run import host_code
     from dccli.cli.targets import make_pool
     from dccli.inventory.loader import load
     from dccli.remote.session import Step, run_steps
@@ -340,9 +351,13 @@ def test_restic_presence_check_and_apt_install_step(blab) -> None:
     args = {"password": "x", "repo": "/nonexistent", "search_path": "/nonexistent-bin"}
     with make_pool(inv, None) as pool:
         conn = pool.get(inv.host("node02"))
-        (missing,) = run_steps(conn, [Step("p", "restic_prepare", dict(args, install=False))])
+        (missing,) = run_steps(
+            conn, [Step("p", "restic_prepare", dict(args, install=False))], extra=host_code()
+        )
         # apt-get runs for real in the host's own dpkg state; restic is already there, so nothing downloads.
-        (installed,) = run_steps(conn, [Step("p", "restic_prepare", dict(args, install=True))])
+        (installed,) = run_steps(
+            conn, [Step("p", "restic_prepare", dict(args, install=True))], extra=host_code()
+        )
     assert not missing.ok and "restic is not installed" in (missing.error or "")
     assert installed.ok, installed.error
     assert installed.data["installed"] is True and installed.data["version"].startswith("restic 0.")

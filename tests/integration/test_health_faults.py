@@ -154,3 +154,54 @@ def test_gpu_memory_held_outside_dccli_runs(gpu_lab) -> None:
     assert (res["check"], res["verdict"]) == ("gpu.processes", "WARN")
     assert f"pid {foreign} python3 2048 MiB" in res["value"] and f"pid {ours}" not in res["value"]
     dccli("run", "-i", str(inv), "-l", HEALTHY, f"kill {foreign} {ours}")
+
+
+CSV_FIELDS = (
+    "index,name,pci.bus_id,uuid,driver_version,persistence_mode,temperature.gpu,utilization.gpu,memory.total,"
+    "memory.used,ecc.errors.corrected.volatile.total,ecc.errors.uncorrected.volatile.total,"
+    "ecc.errors.corrected.aggregate.total,ecc.errors.uncorrected.aggregate.total,retired_pages.pending,"
+    "remapped_rows.pending,pcie.link.gen.current,pcie.link.gen.max,pcie.link.width.current,pcie.link.width.max"
+)
+
+
+def test_the_three_nvidia_smi_forms_of_a_host_agree(gpu_lab) -> None:
+    """`-q -x`, `-q` and `--query-gpu` CSV of one (faulted) host, captured as an operator would and read by
+    the same parsers `health analyze` uses, give the same facts."""
+    from dccli.health import parse_smi
+    from dccli.health.analyze import analyze_text
+
+    name, inv = gpu_lab
+    assert dccli("lab", "fault", HEALTHY, "--ecc-dbe", "3", "--gpu", "6", "--name", name).returncode == 0
+    try:
+        forms = {}
+        for key, cmd in (
+            ("xml", "nvidia-smi -q -x"),
+            ("text", "nvidia-smi -q"),
+            ("csv", f"nvidia-smi --query-gpu={CSV_FIELDS} --format=csv"),
+        ):
+            proc = dccli("run", "-i", str(inv), "-l", HEALTHY, "--json", cmd)
+            assert proc.returncode == 0, proc.stderr
+            forms[key] = json.loads(proc.stdout)["results"][0]["stdout"]
+        reps = {
+            "xml": parse_smi.parse_xml(forms["xml"]),
+            "text": parse_smi.parse_text(forms["text"]),
+            "csv": parse_smi.parse_csv(forms["csv"]),
+        }
+        for key, rep in reps.items():
+            assert len(rep.gpus) == 8, key
+            assert rep.driver_version == reps["xml"].driver_version, key
+            facts = [
+                (g.name, g.temperature_c, g.ecc_volatile_dbe, g.ecc_aggregate_dbe, g.pcie_width_max)
+                for g in rep.gpus
+            ]
+            assert facts == [
+                (g.name, g.temperature_c, g.ecc_volatile_dbe, g.ecc_aggregate_dbe, g.pcie_width_max)
+                for g in reps["xml"].gpus
+            ], key
+            assert rep.gpus[6].ecc_volatile_dbe == 3, key
+            assert {g.name for g in rep.gpus} == {"NVIDIA H100 80GB HBM3"}
+        for key, text in forms.items():  # and analyze judges each capture the same way
+            ecc = [r for r in analyze_text(f"{key}-capture", text).results if r.check == "gpu.ecc"]
+            assert [(r.verdict, r.value.split(":")[0]) for r in ecc] == [("CRIT", "GPU6")], key
+    finally:
+        dccli("lab", "fault", HEALTHY, "--clear", "--name", name)

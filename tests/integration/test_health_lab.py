@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,8 @@ def inv(lab, tmp_path_factory) -> Path:
         'gpu: "node[01-08]"\n  svc:\n    hosts: "node[07-08]"\n'
         "    health: {required_services: [sshd, no-such-daemon]}",
     )
+    # A cluster name of its own: the health history these tests compare (--since) is theirs alone.
+    text = re.sub(r'(?m)^cluster: "[^"]*"$', 'cluster: "healthlab"', text)
     path = tmp_path_factory.mktemp("health-inv") / "inventory.yml"
     path.write_text(QUIET + text)
     return path
@@ -93,7 +96,7 @@ def test_table_nagios_prometheus_and_since(inv: Path, tmp_path: Path) -> None:
     prom = dccli("health", "-i", str(inv), "--format", "prometheus", "--textfile-dir", str(tf))
     assert prom.returncode == 1, prom.stderr
     files = sorted(p.name for p in tf.iterdir())
-    assert files == ["dccli_health_lab-" + inv.read_text().split('cluster: "lab-')[1].split('"')[0] + ".prom"]
+    assert files == ["dccli_health_healthlab.prom"]
     fams = {f.name: f for f in text_string_to_metric_families((tf / files[0]).read_text())}
     hosts = {s.labels["host"]: s.value for s in fams["dccli_health_host"].samples}
     assert hosts == {f"node0{i}": (2.0 if i >= 7 else 0.0) for i in range(1, 9)}

@@ -47,6 +47,13 @@ def export_inventory(inventory: Path, tmp_path: Path) -> Path:
     return path
 
 
+def provision(inventory: Path, *args: str) -> subprocess.CompletedProcess:
+    """dccli provision (stdout and stderr together: the per-task lines and the recap)."""
+    argv = [sys.executable, "-m", "dccli", "provision", "-i", str(inventory), *args]
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600,
+                          cwd=REPO, env=dict(os.environ, NO_COLOR="1"))  # fmt: skip
+
+
 def play(hosts: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="True", ANSIBLE_PYTHON_INTERPRETER="auto_silent",
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORKS="8", ANSIBLE_PIPELINING="True",
@@ -67,7 +74,9 @@ def changed_by_play(out: str) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     current = ""
     for line in out.splitlines():
-        if m := re.match(r"PLAY \[(.*)\] \*", line):
+        if m := re.match(
+            r"PLAY \[(.*?)\]", line
+        ):  # Ansible: "PLAY [name] ***", dccli: "PLAY [name]: 2 hosts"
             current = m.group(1)
         elif m := re.match(r"changed: \[([^\]]+)\]", line):
             counts[current][m.group(1)] += 1
@@ -195,3 +204,59 @@ def test_driver_branch_upgrade_550_to_570_rolls_rack_by_rack(plab, tmp_path):
     again = play(hosts, tmp_path, "playbooks/nvidia-driver.yml", "-e", "nvidia_driver_branch=570",
                  "-e", "nvidia_driver_version=570.124.06")  # fmt: skip
     assert {h: r["changed"] for h, r in recap(again.stdout).items()} == {"node01": 0, "node02": 0}
+
+    # The other tool agrees: dccli provision finds Ansible's result converged, all six playbooks.
+    agree = provision(plab.inventory_path, "-e", "nvidia_driver_branch=570", "-e", "nvidia_driver_version=570.124.06",
+                      *ALL)  # fmt: skip
+    assert agree.returncode == 0, agree.stdout[-4000:]
+    assert {h: r["changed"] for h, r in recap(agree.stdout).items()} == {"node01": 0, "node02": 0}, (
+        agree.stdout
+    )
+
+
+def test_the_same_playbooks_with_dccli_provision(lab_home, tmp_path):
+    """dccli provision on fresh hosts: converge, idempotent, check mode writes nothing, 550 -> 570 rack by rack."""
+    from dccli.lab.manager import lab_down, lab_up
+
+    name = f"pd{os.getpid()}"
+    lab = lab_up(name, 2, gpus=1)
+    try:
+        first = provision(lab.inventory_path, *ALL)
+        assert first.returncode == 0, first.stdout[-4000:]
+        changed = changed_by_play(first.stdout)
+        assert len([p for p in changed if p]) == len(ALL), first.stdout[-4000:]
+        for play_name, hosts in changed.items():
+            assert all(hosts[h.name] > 0 for h in lab.hosts), (play_name, dict(hosts))
+        second = provision(lab.inventory_path, *ALL)
+        assert {h: r["changed"] for h, r in recap(second.stdout).items()} == {"node01": 0, "node02": 0}, (
+            second.stdout
+        )
+
+        before = snapshot(lab)
+        drift = provision(lab.inventory_path, "--check", "-l", "node01", "-e", "cuda_toolkit_series=12-8",
+                          "-e", "cuda_toolkit_version=12.8.1", "-e", "node_tuning_memlock=65536",
+                          "-e", "nvidia_driver_version=550.127.05", "playbooks/cuda-toolkit.yml",
+                          "playbooks/node-tuning.yml", "playbooks/nvidia-driver.yml")  # fmt: skip
+        assert drift.returncode == 0, drift.stdout[-4000:]
+        assert recap(drift.stdout)["node01"]["changed"] >= 3, drift.stdout[-3000:]
+        assert snapshot(lab) == before
+
+        booted = boot_ids(lab)
+        up = provision(two_racks(lab, tmp_path), "-e", "nvidia_driver_branch=570", "-e",
+                       "nvidia_driver_version=570.124.06", "-e", "nvidia_driver_serial=1", "playbooks/nvidia-driver.yml")  # fmt: skip
+        assert up.returncode == 0, up.stdout[-4000:]
+        events = re.findall(r"^changed: \[(node0\d)\] (Install|Reboot)", up.stdout, re.M)
+        assert events == [
+            ("node01", "Install"),
+            ("node01", "Reboot"),
+            ("node02", "Install"),
+            ("node02", "Reboot"),
+        ]
+        assert all(boot_ids(lab)[n] != b for n, b in booted.items())
+        for h in lab.hosts:
+            out = host_sh(
+                lab, h.name, "nvidia-smi --query-gpu=driver_version --format=csv,noheader; apt-mark showhold"
+            )
+            assert out == "570.124.06\nnvidia-driver-570\n", out
+    finally:
+        lab_down(name)

@@ -96,3 +96,38 @@ def test_reboot_waits_for_a_new_boot_id(make_lab, tmp_path):
     check = provision(lab, "--check", str(pb))
     _out, err = check.communicate(timeout=60)
     assert check.returncode == 0, err  # check mode reports the reboot without doing it
+
+
+def test_ctrl_c_stops_every_host_before_its_next_task_and_any_errors_fatal(make_lab, tmp_path):
+    import signal
+
+    lab = make_lab(hosts=2)
+    pb = tmp_path / "slow.yml"
+    pb.write_text(
+        "- hosts: gpu\n  gather_facts: false\n  tasks:\n"
+        "    - {command: sleep 1.5, changed_when: false}\n"
+        "    - {copy: {dest: /opt/after-ctrl-c, content: x}}\n"
+    )
+    proc = provision(lab, str(pb))
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    for h in lab.hosts:
+        assert not (h.upper_dir / "opt" / "after-ctrl-c").exists()
+    again = provision(lab, str(pb))  # a re-run converges
+    _, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    assert all((h.upper_dir / "opt" / "after-ctrl-c").exists() for h in lab.hosts)
+
+    fatal = tmp_path / "fatal.yml"
+    fatal.write_text(
+        "- hosts: gpu\n  gather_facts: false\n  any_errors_fatal: true\n  tasks:\n"
+        "    - {command: \"{{ 'false' if inventory_hostname == 'node01' else 'sleep 1' }}\", changed_when: false}\n"
+        "    - {copy: {dest: /opt/after-fatal, content: x}}\n"
+    )
+    proc = provision(lab, str(fatal))
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "stopped by any_errors_fatal" in err
+    assert not any((h.upper_dir / "opt" / "after-fatal").exists() for h in lab.hosts)

@@ -200,9 +200,17 @@ def test_stop_leaves_nothing_then_resume_and_relaunch_reuse_nothing(lab):
     assert a1["rdzv_id"] != a0["rdzv_id"] and a1["nodes"][0]["dir"].endswith("/attempt-1")
     old = dccli("train", "logs", run_id, "--attempt", "0", "--rank", "0", "--grep", "rank 0 step 0 ")
     assert re.match(r"node0[78]/0: rank 0 step 0 ", old.stdout), old.stdout
-    assert dccli("train", "stop", run_id, "--grace", "2").returncode == 0
+    # a node whose processes die (its supervisor killed) ends the attempt: NODE_FAIL naming it, fast,
+    # and the run is torn down on every node
+    host_exec(lab, "node08", ["sh", "-c", "pkill -KILL -f 'supervisor[.]py start' || true"])
+    killed_at = time.monotonic()
+    run = wait_for(lambda: (r := show(run_id))["state"] != "RUNNING" and r, 30, 0.2)
+    assert run["state"] == "NODE_FAIL" and run["first_failure"]["host"] == "node08", run
+    assert time.monotonic() - killed_at < 10
+    for h in hosts:
+        assert wait_for(lambda h=h: run_pids(lab, h, run_id) == [], 20)
     # a fresh run right after on the same hosts: its own id and files, and it trains to the end
-    again = launch(lab, "node[07-08]", 2, "--steps", "60")
+    again = launch(lab, "node[07-08]", 2, "--steps", "30")
     assert again.returncode == 0, again.stderr[-3000:]
     check_training(again.stdout, 4)
     new_id = re.search(r"run (tr-[0-9a-f]{8})", again.stderr).group(1)

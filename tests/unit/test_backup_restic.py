@@ -1,5 +1,5 @@
 """restic argv building and output parsing (real restic 0.14 captures in data/backup), and the host-side
-pure functions of remote/steps/backup.py (exec'd in the helper's namespace, as on a host)."""
+pure functions of backup/hostside.py (exec'd in the helper's namespace, as on a host)."""
 
 from __future__ import annotations
 
@@ -142,10 +142,11 @@ def test_parse_snapshots() -> None:
 
 @pytest.fixture(scope="module")
 def host_ns() -> dict:
-    """helper.py + steps/backup.py in one namespace, as the helper runs them (without calling main)."""
-    root = resources.files("dccli.remote")
+    """helper.py + backup/hostside.py in one namespace, as the helper runs them (without calling main)."""
+    from dccli.backup.run import host_code
+
     ns: dict = {"__name__": "dccli_helper_test"}
-    source = root.joinpath("helper.py").read_text() + "\n" + root.joinpath("steps", "backup.py").read_text()
+    source = resources.files("dccli.remote").joinpath("helper.py").read_text() + "\n" + host_code().decode()
     exec(compile(source, "helper+backup", "exec"), ns)
     return ns
 

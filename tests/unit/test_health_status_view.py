@@ -80,3 +80,22 @@ def test_live_probe_sees_missing_gpus_and_driver_errors() -> None:
     assert (row.gpus, row.health, row.failing) == (0, "CRIT", ("gpu.count",))
     na = parse("a", "#smi\n0, [N/A], 41\n#rc 0\n#load\n0.1 0 0 1/1 1\n")
     assert na.gpus[0].util_pct is None and na.gpus[0].temp_c == 41.0 and na.load1 == 0.1
+
+
+def test_elevation_and_table_render() -> None:
+    from rich.console import Console
+
+    from dccli.status import render
+    from dccli.status.probe import parse
+
+    hot = parse("a", "#smi\n0, 90, 88\n#rc 0\n#load\n0.5 0 0 1/1 1\n")
+    group = GroupOutcome((HostOutcome("a", "ok", hot), HostOutcome("b", "unreachable", error="refused")))
+    view = build(INV, [INV.host("a"), INV.host("b")], group, {}, {}, [])
+    console = Console(record=True, width=120, color_system=None)
+    console.print(render.elevation(view))
+    console.print(render.table(view, color=False))
+    text = console.export_text()
+    assert "r1 1C 1U" in text  # panel title: verdict counts
+    assert "■□" in text  # one GPU of the two expected is present
+    assert "UNREACHABLE" in text and "88C" in text and "90%" in text
+    assert "gpu.count" in text and "1/2" in text

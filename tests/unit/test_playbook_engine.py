@@ -23,14 +23,17 @@ def play(tmp_path: Path, body: str, **opts) -> tuple[dict, list[TaskDone], dict]
     names.check(books, inv, dict(options.extra_vars))
     events: list = []
     with ConnectionPool(inv) as pool:
-        result = run_playbooks(plan_hosts(books, inv, list(inv.hosts), options), inv, pool, options, forks=4,
-                               emit=events.append)
+        result = run_playbooks(
+            plan_hosts(books, inv, list(inv.hosts), options), inv, pool, options, forks=4, emit=events.append
+        )
     tasks = [e for e in events if isinstance(e, TaskDone)]
     return result.stats["localhost"].to_dict(), tasks, result.fates
 
 
 def test_handlers_notify_listen_flush_and_run_once_each(tmp_path):
-    stats, tasks, _ = play(tmp_path, """
+    stats, tasks, _ = play(
+        tmp_path,
+        """
         - hosts: all
           gather_facts: false
           handlers:
@@ -42,15 +45,25 @@ def test_handlers_notify_listen_flush_and_run_once_each(tmp_path):
             - meta: flush_handlers
             - {copy: {dest: TMP/a, content: a}, notify: h1}
             - {command: "test -e TMP/h1", changed_when: false}
-    """)
+    """,
+    )
     handlers = [t.task for t in tasks if t.handler]
     assert handlers == ["h1", "h2"]  # once each, at the flush; the unchanged copy notifies nothing
-    assert stats == {"ok": 6, "changed": 3, "unreachable": 0, "failed": 0, "skipped": 0, "rescued": 0,
-                     "ignored": 0}
+    assert stats == {
+        "ok": 6,
+        "changed": 3,
+        "unreachable": 0,
+        "failed": 0,
+        "skipped": 0,
+        "rescued": 0,
+        "ignored": 0,
+    }
 
 
 def test_block_rescue_always_and_ignore_errors_counts(tmp_path):
-    stats, tasks, fates = play(tmp_path, """
+    stats, tasks, fates = play(
+        tmp_path,
+        """
         - hosts: all
           gather_facts: false
           tasks:
@@ -64,18 +77,28 @@ def test_block_rescue_always_and_ignore_errors_counts(tmp_path):
             - {command: /bin/false, ignore_errors: true}
             - {fail: {msg: stop here}}
             - debug: msg="not reached"
-    """)
+    """,
+    )
     # As Ansible: the rescued failure counts only as rescued; the ignored one as ok + ignored, and changed
     # (a command that ran is changed); the failing `fail` stops the host.
-    assert stats == {"ok": 3, "changed": 2, "unreachable": 0, "failed": 1, "skipped": 0, "rescued": 1,
-                     "ignored": 1}
+    assert stats == {
+        "ok": 3,
+        "changed": 2,
+        "unreachable": 0,
+        "failed": 1,
+        "skipped": 0,
+        "rescued": 1,
+        "ignored": 1,
+    }
     assert fates == {"localhost": "failed"}
     assert [t.msg for t in tasks if t.task == "debug"] == ["1 from command"]
     assert (tmp_path / "always").exists()
 
 
 def test_loops_register_when_until_and_set_fact(tmp_path):
-    stats, tasks, _ = play(tmp_path, """
+    stats, tasks, _ = play(
+        tmp_path,
+        """
         - hosts: all
           gather_facts: true
           vars: {dirs: [x, y, skip]}
@@ -98,9 +121,17 @@ def test_loops_register_when_until_and_set_fact(tmp_path):
               retries: 5
               delay: 0
               changed_when: false
-    """)
-    assert stats == {"ok": 6, "changed": 1, "unreachable": 0, "failed": 0, "skipped": 2, "rescued": 0,
-                     "ignored": 0}
+    """,
+    )
+    assert stats == {
+        "ok": 6,
+        "changed": 1,
+        "unreachable": 0,
+        "failed": 0,
+        "skipped": 2,
+        "rescued": 0,
+        "ignored": 0,
+    }
     items = [t.item for t in tasks if t.task == "file" and t.item is not None]
     assert items == ["x", "y", "skip"]
     assert (tmp_path / "count").read_text().count("x") == 3
@@ -122,3 +153,42 @@ def test_tags_and_check_mode(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("t*")) == ["t1", "t3"]
     stats, _, _ = play(tmp_path, body, skip_tags=frozenset({"one"}), tags=frozenset({"debug"}))
     assert sorted(p.name for p in tmp_path.glob("t*")) == ["t1", "t3", "t4"]
+
+
+def test_no_log_hides_results_from_every_event(tmp_path):
+    _, tasks, _ = play(
+        tmp_path,
+        """
+        - hosts: all
+          gather_facts: false
+          vars: {secret: hunter2}
+          tasks:
+            - {command: "echo {{ secret }}", no_log: true, changed_when: false}
+            - {debug: {msg: "{{ secret }}"}, no_log: true}
+    """,
+    )
+    assert all("hunter2" not in repr(t) for t in tasks)
+    assert all("no_log" in t.msg for t in tasks)
+
+
+def test_large_files_go_over_sftp_once(tmp_path, monkeypatch):
+    from dccli.playbook import actions
+
+    monkeypatch.setattr(actions, "INLINE_LIMIT", 1000)  # so a 30 kB file takes the upload path
+    big = tmp_path / "files" / "big.bin"
+    big.parent.mkdir()
+    big.write_bytes(bytes(range(256)) * 120)
+    body = """
+        - hosts: all
+          gather_facts: false
+          tasks:
+            - {copy: {src: big.bin, dest: TMP/out/, mode: "0640"}}
+    """
+    (tmp_path / "out").mkdir()
+    pb = tmp_path / "pb.yml"
+    stats, _, _ = play(tmp_path, body)
+    assert stats["changed"] == 1 and (tmp_path / "out" / "big.bin").read_bytes() == big.read_bytes()
+    assert oct((tmp_path / "out" / "big.bin").stat().st_mode & 0o777) == "0o640"
+    assert not list((tmp_path / "out").glob("*.dccli-upload-*"))
+    stats, _, _ = play(tmp_path, body)
+    assert stats["changed"] == 0 and pb.exists()

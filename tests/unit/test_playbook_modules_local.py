@@ -238,15 +238,22 @@ def remote_ns() -> dict:
     return ns
 
 
-@pytest.mark.parametrize("spec,installed,ok", [
-    ("torch==2.5.1", {"torch": "2.5.1+dccli.sim"}, True),  # PEP 440: no local label in the pin matches any
-    ("torch==2.5.1+cu121", {"torch": "2.5.1+dccli.sim"}, False),
-    ("torch==2.5.*", {"torch": "2.5.1"}, True),
-    ("numpy>=1.26,<2", {"numpy": "1.26.4"}, True),
-    ("numpy>=2", {"numpy": "1.26.4"}, False),
-    ("Typing_Extensions", {"typing-extensions": "4.12.0"}, True),
-    ("absent-pkg", {}, False),
-])
+@pytest.mark.parametrize(
+    "spec,installed,ok",
+    [
+        (
+            "torch==2.5.1",
+            {"torch": "2.5.1+dccli.sim"},
+            True,
+        ),  # PEP 440: no local label in the pin matches any
+        ("torch==2.5.1+cu121", {"torch": "2.5.1+dccli.sim"}, False),
+        ("torch==2.5.*", {"torch": "2.5.1"}, True),
+        ("numpy>=1.26,<2", {"numpy": "1.26.4"}, True),
+        ("numpy>=2", {"numpy": "1.26.4"}, False),
+        ("Typing_Extensions", {"typing-extensions": "4.12.0"}, True),
+        ("absent-pkg", {}, False),
+    ],
+)
 def test_pip_pins(remote_ns, spec, installed, ok):
     assert remote_ns["spec_satisfied"](spec, installed) is ok
 
@@ -258,5 +265,15 @@ def test_the_host_program_is_stdlib_only(remote_ns):
     from dccli.playbook.channel import program
 
     source = zlib.decompress(program()[1]).decode()
-    imports = {line.split()[1].split(".")[0] for line in source.splitlines() if line.startswith(("import ", "from "))}
+    imports = {
+        line.split()[1].split(".")[0] for line in source.splitlines() if line.startswith(("import ", "from "))
+    }
     assert imports <= set(sys.stdlib_module_names), imports - set(sys.stdlib_module_names)
+
+
+def test_a_host_without_python3_is_a_clear_failure(monkeypatch):
+    from dccli.remote.session import HelperError
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(HelperError, match="needs python3"):
+        Session(LocalConnection())

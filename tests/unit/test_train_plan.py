@@ -105,13 +105,13 @@ def test_port_candidates_skip_active_ports_and_cover_the_range():
     assert plan.port_candidates([], seed=499)[0] == 29999
 
 
-def test_parse_ranks_and_split_rank():
+def test_parse_ranks_and_follow_records():
     assert plan.parse_ranks("0,2-3") == {0, 2, 3}
     assert plan.parse_ranks(None) is None
     with pytest.raises(UsageError):
         plan.parse_ranks("a")
-    assert plan.split_rank("[12]:loss 0.1") == (12, "loss 0.1")
-    assert plan.split_rank("W1129 torch agent") == (None, "W1129 torch agent")
+    assert plan.parse_follow_line(b"12\tloss 0.1\tx") == ("12", 12, "loss 0.1\tx")
+    assert plan.parse_follow_line(b"n\tW1129 torch agent\r") == ("n", None, "W1129 torch agent")
 
 
 def test_run_name_and_id():

@@ -67,3 +67,32 @@ def test_update_attempt_and_lookup_by_prefix(db):
     with pytest.raises(UsageError, match="no training run"):
         store.resolve(db, "nope")
     assert len(store.listing(db, "c")) == 3 and store.listing(db, "other") == []
+
+
+def test_status_columns_show_active_runs_per_host(db, tmp_path):
+    from dccli.inventory.loader import load
+    from dccli.train.status import status_columns
+
+    inv_path = tmp_path / "inv.yml"
+    inv_path.write_text('cluster: c\nhosts:\n  n[1-3]: {address: "10.0.0.[1-3]"}\n')
+    inv = load(inv_path)
+    store.create(
+        db,
+        run_id="tr-00000009",
+        name="gpt",
+        cluster="c",
+        state="RUNNING",
+        spec=RunSpec("t.py", (), ("n1", "n2"), 8),
+    )
+    store.create(
+        db,
+        run_id="tr-00000010",
+        name=None,
+        cluster="c",
+        state="SUCCEEDED",
+        spec=RunSpec("t.py", (), ("n3",), 8),
+    )
+    cols = status_columns(db, inv)
+    assert cols["n1"]["runs"] == "gpt RUNNING (node 0/2)"
+    assert cols["n2"]["runs"] == "gpt RUNNING (node 1/2)"
+    assert cols["n3"]["runs"] == "-"  # finished runs are not shown

@@ -41,22 +41,44 @@ def status(d: Path, final: bool = True, timeout: float = 30) -> dict:
         time.sleep(0.05)
 
 
-def test_output_split_by_rank_and_exit_recorded(tmp_path):
-    script = 'echo "[0]:hello from 0"; echo "agent line"; echo "[1]:hello $SECRET"; echo "[0]:bye"; exit 3'
-    d, _, started = start(tmp_path, ["sh", "-c", script], {"SECRET": "from-env-file"})
+def test_ranks_write_their_own_files_and_follow_merges_them_from_offsets(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import os, sys\nr = os.environ['RANK']\nprint('hello from', r, os.environ['SECRET'])\n"
+        "print('to stderr', r, file=sys.stderr)\nsys.exit(int(r))\n"
+    )
+    d = tmp_path / "attempt-0"
+    # a stand-in for torchrun: its own line, then two ranks through the per-rank wrapper; rank 1 fails
+    fake = (
+        f'echo "agent line"; for r in 0 1; do RANK=$r {sys.executable} -u {SUP} rank {d} -- {script} & done; '
+        "wait; exit 3"
+    )
+    d, _, started = start(tmp_path, ["sh", "-c", fake], {"SECRET": "from-env-file"})
     assert started["ok"] and started["pgid"] == started["pid"]
     st = status(d)
-    assert st["exit_code"] == 3 and st["signal"] is None and st["ranks_done"] == []
-    assert (d / "node.log").read_text() == (
-        "[0]:hello from 0\nagent line\n[1]:hello from-env-file\n[0]:bye\n"
-    )
-    assert (d / "rank-0.log").read_text() == "hello from 0\nbye\n"
-    assert (d / "rank-1.log").read_text() == "hello from-env-file\n"
-    # follow --once streams node.log from an offset
+    assert st["exit_code"] == 3 and st["signal"] is None and st["ranks_done"] == [0]  # rank 1 exited 1
+    assert (d / "node.log").read_text() == "agent line\n"
+    assert (d / "rank-0.log").read_text() == "hello from 0 from-env-file\nto stderr 0\n"
+    assert (d / "rank-1.log").read_text() == "hello from 1 from-env-file\nto stderr 1\n"
     out = subprocess.run(
-        [sys.executable, SUP, "follow", str(d), "17", "--once"], capture_output=True, timeout=30
+        [sys.executable, SUP, "follow", str(d), "n:0", "--once"], capture_output=True, timeout=30
     )
-    assert out.stdout == b"agent line\n[1]:hello from-env-file\n[0]:bye\n"
+    assert sorted(out.stdout.splitlines()) == sorted(
+        [
+            b"n\tagent line",
+            b"0\thello from 0 from-env-file",
+            b"0\tto stderr 0",
+            b"1\thello from 1 from-env-file",
+            b"1\tto stderr 1",
+        ]
+    )
+    # from offsets: node.log and rank 0 already read, rank 1 from its second line
+    out = subprocess.run(
+        [sys.executable, SUP, "follow", str(d), f"n:11,0:{(d / 'rank-0.log').stat().st_size},1:27"],
+        capture_output=True,
+        timeout=30,
+    )
+    assert out.stdout == b"1\tto stderr 1\n"
     # an attempt is never started twice
     again = subprocess.run([sys.executable, SUP, "start", str(d)], capture_output=True, text=True, timeout=30)
     assert again.returncode == 1 and "already started" in again.stdout
@@ -105,24 +127,23 @@ def test_killing_the_supervisor_takes_torchrun_down(tmp_path):
 
 
 def test_rank_wrapper_marks_only_finished_ranks(tmp_path):
-    done = tmp_path / "done"
-    done.mkdir()
+    (tmp_path / "done").mkdir()
     ok = tmp_path / "ok.py"
     ok.write_text("import sys\nprint('args', sys.argv[1:], __name__)\n")
     bad = tmp_path / "bad.py"
     bad.write_text("raise SystemExit(4)\n")
     env = dict(os.environ, RANK="5")
     out = subprocess.run(
-        [sys.executable, SUP, "rank", str(done), "--", str(ok), "--x", "1"],
+        [sys.executable, SUP, "rank", str(tmp_path), "--", str(ok), "--x", "1"],
         env=env,
         capture_output=True,
         text=True,
         timeout=30,
     )
-    assert out.returncode == 0 and out.stdout == "args ['--x', '1'] __main__\n"
-    assert (done / "5").exists()
+    assert out.returncode == 0 and (tmp_path / "rank-5.log").read_text() == "args ['--x', '1'] __main__\n"
+    assert (tmp_path / "done" / "5").exists()
     env["RANK"] = "6"
     out = subprocess.run(
-        [sys.executable, SUP, "rank", str(done), "--", str(bad)], env=env, capture_output=True, timeout=30
+        [sys.executable, SUP, "rank", str(tmp_path), "--", str(bad)], env=env, capture_output=True, timeout=30
     )
-    assert out.returncode == 4 and not (done / "6").exists()
+    assert out.returncode == 4 and not (tmp_path / "done" / "6").exists()

@@ -140,13 +140,22 @@ def m_copy(args, ctx):
     if not dest:
         raise ModuleFailed("missing required arguments: dest")
     check = ctx["check"]
-    data = b64(args.get("_data"))
-    if data is None:
-        raise ModuleFailed("src (or content) is required")
     if dest.endswith("/") or os.path.isdir(dest):
         if not args.get("_src_name"):
             raise ModuleFailed("can not use content with a dir as dest")
         dest = os.path.join(dest, args["_src_name"])
+    if args.get("_tmp_src"):
+        return copy_uploaded(args, ctx, dest)
+    if args.get("_data") is None and args.get("_sha1"):
+        # A large file: the control node asks first and uploads over SFTP only when the content differs.
+        same = os.path.isfile(dest) and sha1_file(dest) == args["_sha1"]
+        if not same:
+            return {"changed": False, "_need_data": True, "dest": dest}
+        changed = set_attrs(dest, args, check)
+        return dict(file_result(dest, changed), dest=dest, checksum=args["_sha1"])
+    data = b64(args.get("_data"))
+    if data is None:
+        raise ModuleFailed("src (or content) is required")
     checksum = hashlib.sha1(data).hexdigest()
     exists = os.path.exists(dest)
     before = read_bytes(dest) if exists and os.path.isfile(dest) else b""
@@ -171,6 +180,35 @@ def m_copy(args, ctx):
     elif check and args.get("mode") is not None:
         pass
     res.update(file_result(dest, changed) if os.path.exists(dest) else {"changed": changed})
+    res["dest"] = dest
+    return res
+
+
+def copy_uploaded(args, ctx, dest):
+    """The content was uploaded next to dest (same filesystem): check it, then rename it into place."""
+    tmp = args["_tmp_src"]
+    try:
+        checksum = sha1_file(tmp)
+        if checksum != args.get("_sha1"):
+            raise ModuleFailed("uploaded file %s is corrupt (sha1 %s)" % (tmp, checksum))
+        res = {"dest": dest, "checksum": checksum, "size": os.path.getsize(tmp)}
+        if ctx["check"]:
+            res["changed"] = True
+            return res
+        if os.path.exists(dest):
+            if args.get("backup"):
+                res["backup_file"] = backup_file(dest)
+            st = os.stat(dest)
+            os.chmod(tmp, stat_mod.S_IMODE(st.st_mode))
+            os.chown(tmp, st.st_uid, st.st_gid)
+        else:
+            os.chmod(tmp, 0o666 & ~current_umask())
+        os.rename(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    set_attrs(dest, args, False)
+    res.update(file_result(dest, True))
     res["dest"] = dest
     return res
 

@@ -1,4 +1,7 @@
-# dccli backup: restic ON the host (see dccli/backup/repo.py for the design). The password reaches
+# ruff: noqa: F821, UP031
+# Runs ON the host, appended to the remote helper (stdlib only, Python 3.6+, helper.py's names: handler, emit,
+# run, which, os, json, time, subprocess), and sent only with backup sessions: run_steps(..., extra=HOST_CODE)
+# (never imported on the control node). dccli backup: restic ON the host (see dccli/backup/repo.py for the design). The password reaches
 # restic through a pipe (/proc/self/fd/N): never argv, env or disk. The sftp key sits in a 0700 temp dir
 # for this session only.
 import atexit
@@ -22,14 +25,27 @@ atexit.register(_rclean)
 @handler("restic_prepare")
 def h_restic_prepare(args):
     sp = args.get("search_path")
-    found = which("restic") if sp is None else next(
-        (os.path.join(d, "restic") for d in sp.split(":") if d and os.access(os.path.join(d, "restic"), os.X_OK)),
-        None)
+    found = (
+        which("restic")
+        if sp is None
+        else next(
+            (
+                os.path.join(d, "restic")
+                for d in sp.split(":")
+                if d and os.access(os.path.join(d, "restic"), os.X_OK)
+            ),
+            None,
+        )
+    )
     installed = False
     if found is None and args.get("install", True):
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        p = subprocess.run(["apt-get", "install", "-y", "-q", "restic"], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, env=env)
+        p = subprocess.run(
+            ["apt-get", "install", "-y", "-q", "restic"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
         if p.returncode != 0:
             raise RuntimeError("apt-get install restic failed: " + p.stdout.decode("utf-8", "replace")[-300:])
         found, installed = which("restic"), True
@@ -45,7 +61,10 @@ def h_restic_prepare(args):
             files[name] = os.path.join(tmp, name)
             with os.fdopen(os.open(files[name], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
                 f.write(sftp[name])
-        cmd = [a.replace("{key}", files["key"]).replace("{known_hosts}", files["known_hosts"]) for a in sftp["command"]]
+        cmd = [
+            a.replace("{key}", files["key"]).replace("{known_hosts}", files["known_hosts"])
+            for a in sftp["command"]
+        ]
         RCTX["options"] = ["-o", "sftp.command=" + " ".join(cmd)]
     out = {"restic": found, "installed": installed, "hostname": os.uname().nodename}
     if installed or args.get("version"):
@@ -59,7 +78,8 @@ def h_backup_cleanup(args):
     return {}
 
 
-def restic_exec(argv, timeout=None, on_line=None):
+def restic_exec(argv, timeout=None, on_line=None, no_retry=False):
+    # no_retry: restic 0.14 retries a missing file for ~45 s (a lock deleted between list and cat): give up.
     rfd, wfd = os.pipe()
     os.write(wfd, RCTX["password"].encode() + b"\n")  # far below a pipe's buffer
     os.close(wfd)
@@ -67,22 +87,37 @@ def restic_exec(argv, timeout=None, on_line=None):
     env.pop("RESTIC_PASSWORD", None)
     full = [RCTX["restic"], "--password-file", "/proc/self/fd/%d" % rfd] + RCTX["options"] + list(argv)
     try:
-        proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                pass_fds=(rfd,), env=env)
+        proc = subprocess.Popen(
+            full,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            pass_fds=(rfd,),
+            env=env,
+        )
     finally:
         os.close(rfd)
     errs, out = [], []
-    t = threading.Thread(target=lambda: errs.extend(x.decode("utf-8", "replace").rstrip("\n") for x in proc.stderr))
+
+    def drain():
+        for x in proc.stderr:
+            errs.append(x.decode("utf-8", "replace").rstrip("\n"))
+            if no_retry and "returned error, retrying" in errs[-1]:
+                proc.kill()
+
+    t = threading.Thread(target=drain)
     t.daemon = True
     t.start()
-    end = time.time() + timeout if timeout else None
+    killer = threading.Timer(timeout, proc.kill) if timeout else None
+    if killer:
+        killer.start()
     for raw in proc.stdout:
         line = raw.decode("utf-8", "replace").rstrip("\n")
         if on_line is None or on_line(line):
             out.append(line)
-        if end and time.time() > end:
-            proc.kill()
     rc = proc.wait()
+    if killer:
+        killer.cancel()
     t.join(5)
     return {"rc": rc, "stdout": "\n".join(out), "stderr": "\n".join(errs[-50:])}
 
@@ -152,7 +187,9 @@ def _lock_time(text):
     m = _re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?", text or "")
     if not m:
         return 0.0
-    t = (datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S") - datetime.datetime(1970, 1, 1)).total_seconds()
+    t = (
+        datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S") - datetime.datetime(1970, 1, 1)
+    ).total_seconds()
     z = m.group(3) or "Z"
     if z != "Z":
         t -= (int(z[1:3]) * 3600 + int(z[4:6]) * 60) * (1 if z[0] == "+" else -1)
@@ -167,7 +204,7 @@ def clear_own_stale_locks(alive=pid_alive, stale_after_s=1500):
         return {"error": "restic list locks: " + listed["stderr"][-300:], "removed": []}
     host, own, kept, old = os.uname().nodename, [], [], []
     for lock_id in listed["stdout"].split():
-        cat = restic_exec(["cat", "lock", lock_id, "--no-lock"], 60)
+        cat = restic_exec(["cat", "lock", lock_id, "--no-lock"], 60, no_retry=True)
         try:
             lock = json.loads(cat["stdout"])
         except ValueError:
@@ -218,8 +255,12 @@ def h_restic_backup(args):
         if time.time() - last[0] >= 0.5:
             last[0] = time.time()
             s = json.loads(line)
-            emit(ev="progress", percent=s.get("percent_done", 0), bytes_done=s.get("bytes_done", 0),
-                 total_bytes=s.get("total_bytes", 0))
+            emit(
+                ev="progress",
+                percent=s.get("percent_done", 0),
+                bytes_done=s.get("bytes_done", 0),
+                total_bytes=s.get("total_bytes", 0),
+            )
         return False
 
     out = restic_exec(argv, args.get("timeout"), on_line)
@@ -233,4 +274,4 @@ def h_restic_backup(args):
 
 @handler("restic_cmd")
 def h_restic_cmd(args):
-    return restic_exec(args["argv"], args.get("timeout"))
+    return restic_exec(args["argv"], args.get("timeout"), no_retry=args.get("no_retry", False))
