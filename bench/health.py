@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -113,6 +114,7 @@ def main() -> None:
     finally:
         if not args.keep:
             subprocess.run([dccli, "lab", "down", "--name", lab], env=env, capture_output=True)
+            shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -196,14 +196,16 @@ def _lock_time(text):
     return t + float(m.group(2) or 0)
 
 
-def clear_own_stale_locks(alive=pid_alive, stale_after_s=1500):
+def clear_own_stale_locks(alive=pid_alive, stale_after_s=1500, ids=None):
     # `restic unlock` removes this host's locks with a dead PID AND any lock older than 30 min, so it
     # runs only when every lock it could remove is one we proved ours-and-dead (no other lock > 25 min).
-    listed = restic_exec(["list", "locks", "--no-lock"], 120)
-    if listed["rc"] != 0:
-        return {"error": "restic list locks: " + listed["stderr"][-300:], "removed": []}
+    if ids is None:
+        listed = restic_exec(["list", "locks", "--no-lock"], 120)
+        if listed["rc"] != 0:
+            return {"error": "restic list locks: " + listed["stderr"][-300:], "removed": []}
+        ids = listed["stdout"].split()
     host, own, kept, old = os.uname().nodename, [], [], []
-    for lock_id in listed["stdout"].split():
+    for lock_id in ids:
         cat = restic_exec(["cat", "lock", lock_id, "--no-lock"], 60, no_retry=True)
         try:
             lock = json.loads(cat["stdout"])
@@ -240,7 +242,8 @@ def h_restic_backup(args):
         return result
     # Our dead locks are cleared while the backup runs (no wall time); our live lock has a live PID.
     cleared = {}
-    clearer = threading.Thread(target=lambda: cleared.update(clear_own_stale_locks()))
+    ids = args.get("lock_ids")  # the locks there were before this run (None: unknown, list them)
+    clearer = threading.Thread(target=lambda: ids == [] or cleared.update(clear_own_stale_locks(ids=ids)))
     clearer.daemon = True
     clearer.start()
     argv = list(args["argv"])

@@ -12,7 +12,6 @@ import fcntl
 import os
 import re
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,6 +57,8 @@ def ping(url: str | None, event: str, timeout: float = 10.0) -> str | None:
     """
     if not url:
         return None
+    import urllib.request
+
     target = url.rstrip("/") + {"start": "/start", "success": "", "failure": "/fail"}[event]
     try:
         with urllib.request.urlopen(urllib.request.Request(target, method="GET"), timeout=timeout) as resp:

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shlex
 import subprocess
@@ -146,6 +147,9 @@ class StorageAccess:
     key: str | None = None
     known_hosts: str | None = None
     command: tuple[str, ...] = ()
+    # Lock files in the repository when the run began (None: not known). Only these can be stale locks of
+    # a killed run, so hosts `restic cat` just them, and nothing at all when there are none.
+    lock_ids: tuple[str, ...] | None = None
 
     def prepare_args(self, password: str, install: bool = True) -> dict[str, Any]:
         args: dict[str, Any] = {"password": password, "repo": self.url, "install": install}
@@ -168,6 +172,7 @@ def setup_storage(pool, inventory, repo: Repository) -> StorageAccess | None:
         "umask 077 && mkdir -p ~/.ssh && touch ~/.ssh/authorized_keys && "
         f"{{ grep -qxF {shlex.quote(line)} ~/.ssh/authorized_keys || "
         f"printf '%s\\n' {shlex.quote(line)} >> ~/.ssh/authorized_keys; }} && mkdir -p {shlex.quote(parent)}"
+        f" && echo --locks-- && {{ ls -1 {shlex.quote(repo.path.rstrip('/') + '/locks')} 2>/dev/null || true; }}"
     )
     out = conn.exec(script, timeout=60)
     if out.exit_code != 0:
@@ -177,7 +182,21 @@ def setup_storage(pool, inventory, repo: Repository) -> StorageAccess | None:
         )
     server_key = conn.transport.get_remote_server_key()  # already verified strictly by the pool
     known = f"{known_hosts_name(host.address, host.port)} {server_key.get_name()} {server_key.get_base64()}\n"
-    return StorageAccess(repo.url, private, known, tuple(sftp_command(host.user, host.address, host.port)))
+    text = out.stdout.decode("utf-8", "replace")
+    locks = tuple(x for x in text.split("--locks--", 1)[-1].split() if re.fullmatch(r"[0-9a-f]{64}", x))
+    command = tuple(sftp_command(host.user, host.address, host.port))
+    return StorageAccess(repo.url, private, known, command, locks)
+
+
+def local_lock_ids(repo: Repository) -> tuple[str, ...] | None:
+    """Lock files of a control-node repository (None when it cannot be read)."""
+    try:
+        names = os.listdir(os.path.join(repo.path or repo.url, "locks"))
+    except FileNotFoundError:
+        return ()
+    except OSError:
+        return None
+    return tuple(n for n in names if re.fullmatch(r"[0-9a-f]{64}", n))
 
 
 def access_for(repo: Repository, host_name: str, storage: StorageAccess | None) -> StorageAccess:

@@ -153,18 +153,26 @@ def maintenance(
     return out
 
 
-def prepare_repository(pool, inventory, repo: Repository, password: str) -> StorageAccess | None:
-    """Authorize access and initialise the repository when it does not exist yet."""
+def prepare_repository(
+    pool, inventory, repo: Repository, password: str
+) -> tuple[StorageAccess | None, tuple[str, ...] | None]:
+    """Authorize access and initialise the repository when it does not exist yet.
+
+    Returns the storage access (sftp) and the lock files present now (None: unknown, e.g. rest:).
+    """
     storage = setup_storage(pool, inventory, repo)
+    lock_ids = storage.lock_ids if storage is not None else None
     if repo.kind == LOCAL:
         import os
 
+        from dccli.backup.repo import local_lock_ids
+
         os.makedirs(os.path.dirname(repo.path.rstrip("/")) or "/", exist_ok=True)
+        lock_ids = local_lock_ids(repo)
     marker = initialized_marker(repo)
-    if (
-        marker.exists() and marker.read_text().strip() == repo.url
-    ):  # known to exist: skip a restic run (a KDF and a connection) on every backup
-        return storage
+    # Known to exist: skip a restic run (a KDF and a connection) on every backup.
+    if marker.exists() and marker.read_text().strip() == repo.url:
+        return storage, lock_ids
     (config,) = maintenance(pool, inventory, repo, password, [["cat", "config", "--no-lock"]], timeout=120)
     if config["rc"] != 0:
         if not restic.is_not_initialized(config["stderr"]):
@@ -173,7 +181,7 @@ def prepare_repository(pool, inventory, repo: Repository, password: str) -> Stor
         if init["rc"] != 0:
             raise BackupError(f"repository {repo.name}: restic init failed: {init['stderr'].strip()[-300:]}")
     marker.write_text(f"{repo.url}\n")
-    return storage
+    return storage, lock_ids
 
 
 def initialized_marker(repo: Repository):
@@ -192,6 +200,7 @@ def backup_host(
     run_id: str,
     on_progress: Callable[[Progress], None] | None = None,
     install: bool = True,
+    lock_ids: tuple[str, ...] | None = None,
 ) -> HostBackup:
     from dccli.remote.session import Step, run_steps
 
@@ -199,6 +208,7 @@ def backup_host(
         "argv": restic.backup_argv(profile, host_name, run_id),
         "paths": list(profile.paths),
         "step_id": "backup",
+        "lock_ids": None if lock_ids is None else list(lock_ids),
     }
     if profile.checkpoints is not None:
         args["checkpoints"] = profile.checkpoints.to_dict()
@@ -294,7 +304,7 @@ def run_profiles(
             continue
         password = ensure_password(repo)
         try:
-            storage = prepare_repository(pool, inventory, repo, password)
+            storage, lock_ids = prepare_repository(pool, inventory, repo, password)
         except Exception as exc:  # the repository is unusable: every host of the profile failed
             from dccli.errors import DccliError
 
@@ -307,7 +317,7 @@ def run_profiles(
             runs.append(ProfileRun(profile.name, GroupOutcome(outcomes), repo.name, str(exc)))
             continue
 
-        def work(host, profile=profile, repo=repo, storage=storage, password=password):
+        def work(host, profile=profile, repo=repo, storage=storage, password=password, lock_ids=lock_ids):
             if repo.kind == LOCAL and host.connection != "local":
                 raise BackupError(
                     f"{host.name}: repository {repo.name} is a path on the control node; only "
@@ -324,6 +334,7 @@ def run_profiles(
                 run_id,
                 on_progress,
                 install,
+                lock_ids,
             )
             if result.errors and restic.is_not_initialized(" ".join(result.errors)):
                 initialized_marker(repo).unlink(missing_ok=True)  # repository gone: check (and init) next run

@@ -130,6 +130,10 @@ def health(
     raise typer.Exit(0 if report.worst() == OK else int(ExitCode.FAILED))
 
 
+def kind_is(analysis, kind: str) -> bool:
+    return analysis.kind == kind
+
+
 def _print_changes(env, changes, since: str) -> None:
     from rich.table import Table
 
@@ -186,6 +190,12 @@ def analyze(
                 )
             elif "xid_codes" in f:
                 head = f"{f['lines']} lines, {f['xid_events']} Xid events, codes {f['xid_codes'] or 'none'}"
+            elif kind_is(a, "findmnt-json"):
+                head = f"{len(f['mounts'])} filesystems: " + ", ".join(
+                    f"{m['target']} {m['used_pct']:.0f}%" for m in f["mounts"][:6]
+                )
+            elif kind_is(a, "mountinfo"):
+                head = f"{f['mounts']} mounts ({', '.join(f['fstypes'][:8])})"
             elif "states" in f:
                 head = f"{len(f['ports'])} ports: " + ", ".join(f"{n} {s}" for s, n in f["states"].items())
             else:

@@ -38,7 +38,7 @@ def provision(
     from dccli.cli.common import load_inventory
     from dccli.cli.targets import make_pool, remember, select_hosts
     from dccli.output.console import Env
-    from dccli.output.provision import Progress, recap_json, recap_lines
+    from dccli.output.provision import LiveBoard, Progress, recap_json, recap_lines
     from dccli.playbook import loader, names
     from dccli.playbook.play import plan_hosts, run_playbooks
     from dccli.playbook.runner import Options
@@ -55,15 +55,14 @@ def provision(
     plan = plan_hosts(books, inv, hosts, options)
     started = time.time()
     t0 = time.monotonic()
-    with make_pool(inv, timeout) as pool:
-        result = run_playbooks(
-            plan,
-            inv,
-            pool,
-            options,
-            forks=forks,
-            emit=Progress(env, diff=diff, json_lines=json_out, verbose=verbose),
-        )
+    import contextlib
+
+    if env.live and not json_out and not verbose:
+        board = LiveBoard(env, diff=diff)  # a terminal: a live per-host table (rich)
+    else:
+        board = contextlib.nullcontext(Progress(env, diff=diff, json_lines=json_out, verbose=verbose))
+    with make_pool(inv, timeout) as pool, board as sink:
+        result = run_playbooks(plan, inv, pool, options, forks=forks, emit=sink)
     group = result.group(time.monotonic() - t0)
     code = int(group.exit_code())
     if json_out:

@@ -157,11 +157,17 @@ def logs_cmd(
         if not hosts:
             raise UsageError(f"--host {host!r}: none of the run's nodes ({', '.join(run.spec.hosts)})")
     flt = fl.LogFilter(hosts, plan.parse_ranks(rank), pattern)
+    if follow:
+        from dccli.train.launch import ensure_watcher
+
+        ensure_watcher(run)  # the follow ends on the watcher's verdict: make sure there is one
     out = _env()
     printer = LogPrinter(out)
     with make_pool(inv, timeout) as pool:
         try:
-            for line in fl.follow(run, pool, inv, attempt=attempt, live=follow, flt=flt, tail=tail):
+            for line in fl.follow(
+                run, pool, inv, attempt=attempt, live=follow, flt=flt, tail=tail, warn=out.warn
+            ):
                 printer(line)
         finally:
             out.stdout.flush()
@@ -204,9 +210,12 @@ def show_cmd(
 ) -> None:
     """One run: state, per-node exit code and signal, first failure, duration, env keys, log locations."""
     from dccli.train import store
+    from dccli.train.launch import ensure_watcher
 
     with store.opened() as db:
         run = store.resolve(db, run_ref)
+    if ensure_watcher(run):
+        _env().warn(f"run {run.id}: its watcher was gone; a new one watches the nodes now")
     _print_run(_env(), run, json_out)
 
 
@@ -304,7 +313,7 @@ def _follow_to_end(out, run, pool, inv) -> None:
 
     printer = LogPrinter(out)
     try:
-        for line in fl.follow(run, pool, inv, live=True):
+        for line in fl.follow(run, pool, inv, live=True, warn=out.warn):
             printer(line)
     except KeyboardInterrupt:
         out.stdout.flush()

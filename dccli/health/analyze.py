@@ -79,6 +79,10 @@ def detect(text: str) -> str:
         return "ibstat"
     if re.search(r"^GPU \d+: .*\(UUID: ", text[:1000], re.M) and ("Link 0:" in text or "NVLink" in text):
         return "nvlink-status"
+    if head.startswith("{") and '"filesystems"' in text[:200]:
+        return "findmnt-json"
+    if re.match(r"^\d+ \d+ \d+:\d+ \S+ \S+ .* - \S+", head):
+        return "mountinfo"
     if parse_logs.looks_like_kernel_log(text):
         return "kernel-log"
     first = head.splitlines()[0] if head else ""
@@ -161,6 +165,26 @@ def analyze_text(name: str, text: str, lim: Limits | None = None) -> Analysis:
             "states": {s: sum(1 for p in ports if p.state == s) for s in sorted({p.state for p in ports})},
         }
         return Analysis(name, kind, facts, tuple(host_checks(HostFacts(host=name, ib_ports=ports), lim)))
+    if kind == "findmnt-json":
+        mounts = tuple(parse_logs.parse_findmnt_json(text))
+        facts = {
+            "mounts": [
+                {
+                    "target": m.path,
+                    "fstype": m.fstype,
+                    "size": m.size,
+                    "free": m.free,
+                    "used_pct": round(m.used_pct, 1),
+                }
+                for m in mounts
+            ]
+        }
+        return Analysis(name, kind, facts, tuple(host_checks(HostFacts(host=name, mounts=mounts), lim)))
+    if kind == "mountinfo":
+        entries = parse_logs.parse_mountinfo(text)
+        fstypes = sorted({t for _, t, _ in entries})
+        facts = {"mounts": len(entries), "fstypes": fstypes, "targets": [p for p, _, _ in entries]}
+        return Analysis(name, kind, facts, ())  # no sizes in mountinfo: nothing to judge
     links = tuple(NvLink(g, ln, up, sp) for g, ln, up, sp in parse_smi.parse_nvlink_status(text))
     facts = {
         "links": len(links),

@@ -28,6 +28,8 @@ def host_checks(f: HostFacts, lim: Limits) -> list[CheckResult]:
             rows = [
                 (m.path, getattr(m, attr)) for m in f.mounts if (m.inodes if what == "inodes" else m.size)
             ]
+            if not rows:  # e.g. a findmnt capture: sizes but no inode counts
+                continue
             bad = [(_level(v, lim[warn], lim[crit]), f"{p} {v:.0f}%") for p, v in rows]
             bad = [b for b in bad if b[0] != OK]
             top = max(rows, key=lambda r: r[1]) if rows else ("-", 0.0)

@@ -130,10 +130,16 @@ class Mount:
     size: int
     free: int
     inodes: int
-    inodes_free: int
+    inodes_free: int  # for unprivileged users (f_favail)
+    used: int | None = None  # bytes in use (blocks - bfree): with it, df's Use% (reserved blocks left out)
+    reported_pct: float | None = None  # a tool's own Use% (findmnt, df), when that is what we have
 
     @property
     def used_pct(self) -> float:
+        if self.reported_pct is not None:
+            return self.reported_pct
+        if self.used is not None and self.used + self.free:
+            return 100.0 * self.used / (self.used + self.free)  # df: used / (used + available)
         return 100.0 * (self.size - self.free) / self.size if self.size else 0.0
 
     @property

@@ -190,9 +190,61 @@ def mounts_from_probe(disks: dict[str, dict]) -> list[Mount]:
             int(d.get("free") or 0),
             int(d.get("inodes") or 0),
             int(d.get("inodes_free") or 0),
+            int(d["used"]) if d.get("used") is not None else None,
         )
         for path, d in sorted(disks.items())
     ]
+
+
+def _unescape(path: str) -> str:
+    """mountinfo/mounts escape space, tab, newline and backslash as octal (\\040)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
+
+
+def parse_mountinfo(text: str) -> list[tuple[str, str, str]]:
+    """/proc/<pid>/mountinfo -> (mount point, fstype, source) per line, in order.
+
+    Fields: ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS.
+    """
+    out = []
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if not sep or len(fields) < 5 or not tail:
+            continue
+        out.append((_unescape(fields[4]), tail[0], _unescape(tail[1]) if len(tail) > 1 else ""))
+    return out
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTPE]?)i?B?\s*$", re.I)
+
+
+def human_bytes(text: str) -> int | None:
+    """findmnt/df -h sizes: '1.7T' -> bytes (powers of 1024, as those tools print)."""
+    m = _SIZE.match(text or "")
+    if not m:
+        return None
+    return int(float(m.group(1)) * 1024 ** "BKMGTPE".index((m.group(2) or "B").upper()))
+
+
+def parse_findmnt_json(text: str) -> list[Mount]:
+    """`findmnt --json -o SOURCE,FSTYPE,SIZE,USED,AVAIL,USE%,TARGET` (also --df), nested children included."""
+    import json
+
+    out: list[Mount] = []
+
+    def walk(items: list[dict]) -> None:
+        for fs in items:
+            size, avail = human_bytes(str(fs.get("size", ""))), human_bytes(str(fs.get("avail", "")))
+            pct = re.match(r"\s*(\d+(?:\.\d+)?)%", str(fs.get("use%", "")))
+            if fs.get("target") and size is not None and avail is not None:
+                used = human_bytes(str(fs.get("used", "")))
+                reported = float(pct.group(1)) if pct else None
+                out.append(Mount(fs["target"], fs.get("fstype", ""), size, avail, 0, 0, used, reported))
+            walk(fs.get("children") or [])
+
+    walk(json.loads(text).get("filesystems") or [])
+    return out
 
 
 def count_defunct(stats: list[str]) -> int:

@@ -14,6 +14,8 @@ import contextlib
 import errno
 import posixpath
 import secrets
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from dccli.errors import DccliError
@@ -41,7 +43,46 @@ def _why(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+SFTP_TIMEOUT_S = 30.0  # a host frozen mid-edit must fail its own rotation, not hang the whole run
+
+
+@contextlib.contextmanager
+def watchdog(conn, seconds: float | None = None, what: str = "SFTP") -> Iterator[None]:
+    """Close the connection if the block takes longer than `seconds`.
+
+    paramiko opens the SFTP channel with its own one-hour channel timeout and waits for replies without
+    one, so a host whose processes are frozen (the kernel still ACKs) would hold its worker forever.
+    Closing the transport wakes every wait on it with an error, which we report as this host's failure.
+    """
+    seconds = SFTP_TIMEOUT_S if seconds is None else seconds
+    fired = threading.Event()
+
+    def fire() -> None:
+        fired.set()
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except Exception:
+        if fired.is_set():
+            raise AuthorizedKeysError(
+                f"{conn.name}: no answer within {seconds:g}s ({what}): host frozen?"
+            ) from None
+        raise
+    finally:
+        timer.cancel()
+
+
 def read(conn, path: str = AUTHORIZED_KEYS) -> Snapshot:
+    with watchdog(conn, what=f"reading {_shown(path)}"):
+        return _read(conn, path)
+
+
+def _read(conn, path: str) -> Snapshot:
     sftp = conn.sftp()
     try:
         st = sftp.stat(path)
@@ -62,6 +103,11 @@ def write(conn, before: Snapshot, content: bytes, validate=None, prefix: str = "
     `validate(tmp_path)` may raise to stop before the rename (e.g. `sshd -t -f` on a new sshd_config)."""
     if content == before.content and before.exists:
         return
+    with watchdog(conn, what=f"replacing {_shown(before.path)}"):
+        _write(conn, before, content, validate, prefix)
+
+
+def _write(conn, before: Snapshot, content: bytes, validate, prefix: str) -> None:
     sftp = conn.sftp()
     folder = posixpath.dirname(before.path) or "."
     if not before.exists:
@@ -78,7 +124,7 @@ def write(conn, before: Snapshot, content: bytes, validate=None, prefix: str = "
             handle.write(content)
         if validate is not None:
             validate(tmp)
-        now = read(conn, before.path)
+        now = _read(conn, before.path)
         if now.exists != before.exists or now.content != before.content:
             raise AuthorizedKeysError(
                 f"{conn.name}: {_shown(before.path)} changed while dccli was editing it; "

@@ -185,8 +185,9 @@ def _wait_listening(address: str, port: int, timeout: float = 10.0) -> None:
 
 def install_on_host(conn, endpoint, ca_pub: bytes, krl: bytes) -> None:
     """KRL first, CA key next, then sshd_config (validated), then a reload; the caller proves it."""
-    conn.put_bytes(krl, HOST_KRL, 0o644)
-    conn.put_bytes(ca_pub, HOST_CA, 0o644)
+    with authfile.watchdog(conn, what="writing the KRL and the CA key"):
+        conn.put_bytes(krl, HOST_KRL, 0o644)  # first: a RevokedKeys naming a missing file refuses everyone
+        conn.put_bytes(ca_pub, HOST_CA, 0o644)
     snap = authfile.read(conn, SSHD_CONFIG)
     try:
         text = sshdconf.ensure(
@@ -221,7 +222,9 @@ def distribute_krl(hosts: Sequence, pool, krl: bytes, forks: int = 64):
     from dccli.executor import OK, fan_out
 
     def one(host):
-        pool.get(host).put_bytes(krl, HOST_KRL, 0o644)  # sshd reads RevokedKeys at each login: no reload
+        conn = pool.get(host)
+        with authfile.watchdog(conn, what="writing the KRL"):
+            conn.put_bytes(krl, HOST_KRL, 0o644)  # sshd reads RevokedKeys at each login: no reload
         return OK, None
 
     return fan_out(hosts, one, forks=forks)

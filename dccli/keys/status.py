@@ -24,8 +24,10 @@ from dccli.transport.identities import IdentityMap, endpoint_id
 def known_keys(store: KeyStore, hosts: Sequence) -> dict[bytes, dict]:
     """blob -> {"name", "path", "created_at"} for every key dccli holds or was configured with."""
     out: dict[bytes, dict] = {}
+    seen: set[str] = set()
     for h in hosts:
-        if h.identity_file:
+        if h.identity_file and h.identity_file not in seen:
+            seen.add(h.identity_file)  # usually one file for the whole inventory: read it once
             path = Path(os.path.expanduser(h.identity_file))
             public = read_public(path)
             if public is not None and public[1] not in out:

@@ -126,3 +126,83 @@ def recap_json(stats: dict[str, HostStats], exit_code: int, fates: dict[str, str
         exit_code=exit_code,
         hosts={h: {**s.to_dict(), "fate": fates.get(h, "ok")} for h, s in stats.items()},
     )
+
+
+class LiveBoard(Progress):
+    """On a terminal: a live table (host, batch state, current task, counts) redrawn in place by rich;
+    failures, diffs and notices scroll above it. Off a terminal Progress's plain lines are used instead."""
+
+    def __init__(self, env: Env, *, diff: bool = False, verbose: bool = False) -> None:
+        super().__init__(env, diff=diff, verbose=verbose)
+        from rich.live import Live
+
+        self.console = env.stderr_console()
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.play = ""
+        self.live = Live(self._table(), console=self.console, refresh_per_second=8, transient=True)
+
+    def __enter__(self) -> LiveBoard:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.update(self._table())
+        self.live.__exit__(None, None, None)
+        self.console.print(self._table())  # the final state stays on screen
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, PlayStarted):
+            batch = f" (batch {event.batch}/{event.batches})" if event.batches > 1 else ""
+            self.play = f"PLAY [{event.name}]{batch}"
+            for h in event.hosts:
+                self.rows.setdefault(h, {"task": "", "state": "running", **{k: 0 for k in RECAP_KEYS}})
+                self.rows[h]["state"] = "running"
+        elif isinstance(event, Notice):
+            self.console.print(f"{'[' + event.host + '] ' if event.host else ''}{event.text}", markup=False)
+        elif isinstance(event, TaskDone):
+            row = self.rows.setdefault(
+                event.host, {"task": "", "state": "running", **{k: 0 for k in RECAP_KEYS}}
+            )
+            row["task"] = event.task + (f" ({event.item})" if event.item is not None else "")
+            if event.item is None:  # one count per task (a loop counts once, by its summary)
+                key = {"failed": "failed", "unreachable": "unreachable", "skipped": "skipped"}.get(
+                    event.status, "ok"
+                )
+                row[key] += 1
+                row["changed"] += event.status == "changed"
+            if event.status in ("failed", "unreachable"):
+                row["state"] = event.status
+                from rich.text import Text
+
+                line = Text(f"{event.status}: [{event.host}] {event.task}", style="red")
+                line.append(f" => {event.msg}" if event.msg else "")
+                self.console.print(line, highlight=False)
+            if self.diff and event.result.get("diff") and event.result.get("changed"):
+                text = render_diff(event.result["diff"])
+                if text:
+                    self.console.print(text.rstrip("\n"), markup=False, highlight=False)
+        self.live.update(self._table())
+
+    def _table(self):
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(
+            title=escape(self.play) if self.play else None, title_justify="left", box=None, pad_edge=False
+        )
+        for col in ("host", "task", "ok", "changed", "failed", "skipped"):
+            table.add_column(col, no_wrap=True, overflow="ellipsis", max_width=60 if col == "task" else None)
+        for host, r in self.rows.items():
+            style = (
+                "red" if r["state"] in ("failed", "unreachable") else "yellow" if r["changed"] else "green"
+            )
+            table.add_row(
+                host,
+                r["task"],
+                str(r["ok"]),
+                str(r["changed"]),
+                str(r["failed"] + r["unreachable"]),
+                str(r["skipped"]),
+                style=style,
+            )
+        return table

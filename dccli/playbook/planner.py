@@ -59,3 +59,16 @@ def batch_aborts(failed: int, batch_size: int, max_fail_percentage: Any) -> bool
     if max_fail_percentage is None:
         return False
     return failed * 100.0 / batch_size > float(max_fail_percentage)
+
+
+def tags_selected(tags: set[str], want: frozenset[str], skip: frozenset[str]) -> bool:
+    """Ansible's --tags/--skip-tags, with its special tags all, always, never, tagged, untagged."""
+    if skip and (tags & skip or ("tagged" in skip and tags) or ("untagged" in skip and not tags)):
+        return False
+    if "always" in tags and "always" not in skip:
+        return True
+    if "never" in tags and not (tags - {"never"}) & want:
+        return False
+    if not want or "all" in want:
+        return True
+    return bool(tags & want) or ("tagged" in want and bool(tags)) or ("untagged" in want and not tags)

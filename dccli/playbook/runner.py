@@ -8,16 +8,15 @@ counts them; handlers run at the end of the play or at `meta: flush_handlers`, o
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from dccli.errors import AuthError, TransportError
-from dccli.playbook import actions
+from dccli.playbook import actions, planner
+from dccli.playbook.context import Latch, Options, PlayRun
 from dccli.playbook.events import HostStats, TaskDone
-from dccli.playbook.model import Block, Node, Play, Task
+from dccli.playbook.model import Block, Node, Task
 from dccli.playbook.templating import TemplateError, condition, render
 from dccli.playbook.vars import task_vars
 
@@ -28,47 +27,6 @@ class HostFailed(Exception):
 
 class EndPlay(Exception):
     """meta: end_play / end_host."""
-
-
-@dataclass
-class Options:
-    check: bool = False
-    diff: bool = False
-    tags: frozenset[str] = frozenset()
-    skip_tags: frozenset[str] = frozenset()
-    extra_vars: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class PlayRun:
-    """What every host of one play shares."""
-
-    play: Play
-    options: Options
-    inventory: Any
-    play_hosts: list[str]
-    batch: list[str]
-    state: dict[str, dict[str, Any]]  # host -> {"facts": {...}, "set": {...}} (persists across plays)
-    emit: Callable[[Any], None]
-    abort: threading.Event = field(default_factory=threading.Event)  # any_errors_fatal tripped
-    facts_latch: Latch | None = None  # every host's facts are in before any host's first task (hostvars)
-
-
-class Latch:
-    """Counts hosts down; wait() returns when all arrived (or timed out): Ansible's linear step for facts."""
-
-    def __init__(self, count: int) -> None:
-        self._count = count
-        self._cond = threading.Condition()
-
-    def arrive(self) -> None:
-        with self._cond:
-            self._count -= 1
-            self._cond.notify_all()
-
-    def wait(self, timeout: float) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._count <= 0, timeout=timeout)
 
 
 class HostPlay:
@@ -198,16 +156,7 @@ class HostPlay:
         tags = set(self.play.tags) | set(task.tags)
         for b in chain:
             tags |= set(b.tags)
-        want, skip = self.run_.options.tags, self.run_.options.skip_tags
-        if skip and (tags & skip or ("tagged" in skip and tags) or ("untagged" in skip and not tags)):
-            return False
-        if "always" in tags and "always" not in skip:
-            return True
-        if "never" in tags and not (tags - {"never"}) & want:
-            return False
-        if not want or "all" in want:
-            return True
-        return bool(tags & want) or ("tagged" in want and bool(tags)) or ("untagged" in want and not tags)
+        return planner.tags_selected(tags, self.run_.options.tags, self.run_.options.skip_tags)
 
     # -- one task --------------------------------------------------------------------------------
     def run_task(self, task: Task, chain: tuple[Block, ...], handler: bool = False) -> None:
@@ -221,8 +170,9 @@ class HostPlay:
         with contextlib.suppress(TemplateError):
             name = str(render(task.display_name, base)) if "{{" in task.display_name else name
         when = [c for b in chain for c in b.when] + list(task.when)
-        ignore = self.ignore_errors(task, chain, base)
+        ignore = False
         try:
+            ignore = self.ignore_errors(task, chain, base)
             if task.module == "meta":
                 if not when or condition(when, base):
                     self.meta(task, chain)
@@ -483,3 +433,6 @@ class HostPlay:
             raise EndPlay()
         elif action == "clear_host_errors":
             self.failed = False
+
+
+__all__ = ["HostFailed", "HostPlay", "Latch", "Options", "PlayRun"]

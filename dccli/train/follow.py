@@ -13,13 +13,14 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from dccli.train import node, plan, store
 from dccli.train.model import TERMINAL, RunRecord
 
 DRAIN_S = 10.0
+ONCE_TRIES = 3  # without -f, a node that cannot be read is reported after this many tries
 POLL_S = 0.5
 
 
@@ -64,6 +65,7 @@ class NodeReader(threading.Thread):
         self.last_data = time.monotonic()
         self.reconnects = 0
         self.error: str | None = None
+        self.warn: Callable[[str], None] | None = None
 
     def _feed(self, buf: bytearray, data: bytes) -> None:
         if self.cancel.is_set():
@@ -97,6 +99,12 @@ class NodeReader(threading.Thread):
                 except Exception as exc:  # a dropped connection: reopen from the last whole line
                     self.error = str(exc)
                 self.reconnects += 1
+                if self.reconnects == 1 and self.warn is not None:
+                    self.warn(f"{self.host.name}: log stream lost ({self.error}); reconnecting")
+                if self.once and self.reconnects >= ONCE_TRIES:
+                    if self.warn is not None:
+                        self.warn(f"{self.host.name}: logs unavailable: {self.error}")
+                    return
                 self.cancel.wait(0.5)
         finally:
             self.finished.set()
@@ -112,24 +120,42 @@ def follow(
     flt: LogFilter = LogFilter(),
     tail: int | None = None,
     state_poll=None,
+    warn: Callable[[str], None] | None = None,
 ) -> Iterator[LogLine]:
     """Lines of the run's attempt (default: the latest), merged as they arrive."""
     att = run.latest if attempt is None else next((a for a in run.attempts if a.number == attempt), None)
     if att is None:
         from dccli.errors import UsageError
 
-        raise UsageError(f"run {run.id} has no attempt {attempt}")
+        raise UsageError(
+            f"run {run.id} has no attempt {attempt}"
+            if attempt is not None
+            else f"run {run.id} has not started on any node yet ({run.state})"
+        )
     nodes = [n for n in att.nodes if flt.hosts is None or n.host in flt.hosts]
     hosts = [inv.host(n.host) for n in nodes]
     offsets: dict[str, dict[str, int]] = {n.host: {} for n in nodes}
     if tail is not None or not live:
-        backlog = _read_all(run, pool, hosts, att.nodes[0].dir, offsets)
+        backlog = _read_all(run, pool, hosts, att.nodes[0].dir, offsets, warn)
         for h in hosts:
             lines = [x for x in backlog[h.name] if flt.keep(x)]
-            yield from (lines[-tail:] if tail else [] if tail == 0 else lines)
+            yield from (lines if tail is None else tail_each(lines, tail))
         if not live:
             return
-    yield from _live(run, pool, hosts, att.nodes[0].dir, offsets, flt, state_poll or _db_state)
+    yield from _live(run, pool, hosts, att.nodes[0].dir, offsets, flt, state_poll or _db_state, warn)
+
+
+def tail_each(lines: list[LogLine], n: int) -> list[LogLine]:
+    """The last n lines of each stream (torchrun's own, each rank's): lines carry no timestamps, so the
+    streams of a node are not interleaved in time, and a per-node tail would show one rank only."""
+    streams: dict[int | None, list[LogLine]] = {}
+    for line in lines:
+        streams.setdefault(line.rank, []).append(line)
+    return [
+        x
+        for _, ls in sorted(streams.items(), key=lambda kv: -1 if kv[0] is None else kv[0])
+        for x in (ls[-n:] if n else [])
+    ]
 
 
 def _db_state(run_id: str) -> str | None:
@@ -138,10 +164,12 @@ def _db_state(run_id: str) -> str | None:
 
 
 def _read_all(
-    run, pool, hosts: Sequence, d: str, offsets: dict[str, dict[str, int]]
+    run, pool, hosts: Sequence, d: str, offsets: dict[str, dict[str, int]], warn=None
 ) -> dict[str, list[LogLine]]:
     q: queue.Queue = queue.Queue()
     readers = [NodeReader(pool, h, run.spec.python, run.id, d, {}, True, q) for h in hosts]
+    for r in readers:
+        r.warn = warn
     for r in readers:
         r.start()
     for r in readers:
@@ -156,10 +184,19 @@ def _read_all(
 
 
 def _live(
-    run, pool, hosts: Sequence, d: str, offsets: dict[str, dict[str, int]], flt: LogFilter, state_of
+    run,
+    pool,
+    hosts: Sequence,
+    d: str,
+    offsets: dict[str, dict[str, int]],
+    flt: LogFilter,
+    state_of,
+    warn=None,
 ) -> Iterator[LogLine]:
     q: queue.Queue = queue.Queue()
     readers = [NodeReader(pool, h, run.spec.python, run.id, d, offsets[h.name], False, q) for h in hosts]
+    for r in readers:
+        r.warn = warn
     for r in readers:
         r.start()
     ended = False

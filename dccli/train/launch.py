@@ -301,4 +301,23 @@ def spawn_watcher(run_id: str) -> int:
     return proc.pid
 
 
-__all__ = ["LaunchError", "launch", "resume", "spawn_watcher"]
+def watcher_alive(pid: int | None, run_id: str) -> bool:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if pid else []
+    except OSError:
+        return False
+    return b"dccli.train.watch" in cmd and run_id.encode() in cmd
+
+
+def ensure_watcher(run: RunRecord) -> bool:
+    """A running run whose watcher is gone (killed, control node rebooted) gets a new one; True if started.
+    The new watcher reads the nodes' own records (status.json), so nothing that happened meanwhile is lost."""
+    if run.state not in (RUNNING, "STOPPING") or watcher_alive(run.watcher_pid, run.id):
+        return False
+    with store.opened() as db:
+        store.set_watcher(db, run.id, spawn_watcher(run.id))
+        store.event(db, run.id, "watcher restarted")
+    return True
+
+
+__all__ = ["LaunchError", "ensure_watcher", "launch", "resume", "spawn_watcher"]

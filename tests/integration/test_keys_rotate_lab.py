@@ -136,17 +136,20 @@ def sshd_listener(lab, host_name: str) -> psutil.Process:
     return next(p for p in init.children(recursive=True) if p.name() == "sshd" and p.ppid() == init.pid)
 
 
-def test_faults_mid_rotation_never_lock_out_and_a_rerun_finishes(make_lab, tmp_path):
+def test_faults_mid_rotation_never_lock_out_and_a_rerun_finishes(make_lab, tmp_path, monkeypatch):
     """node01: sshd stopped after the new key is added; node02: authorized_keys read-only; node03: sshd
-    frozen after the add; node04: dccli dies right after switching to the new key; node05: clean."""
+    frozen after the add; node04: dccli dies right after switching to the new key; node05: clean;
+    node06: the whole host (every process, open sessions too) frozen once connected."""
     from dccli.inventory.loader import load
+    from dccli.keys import authfile
     from dccli.keys.rotate import rotate
     from dccli.lab.host import host_exec, sshd_start, sshd_stop
     from dccli.transport.identities import IdentityMap
     from dccli.transport.options import ConnectOptions
     from dccli.transport.pool import ConnectionPool
 
-    lab = make_lab(hosts=5)
+    monkeypatch.setattr(authfile, "SFTP_TIMEOUT_S", 2.0)
+    lab = make_lab(hosts=6)
     home = tmp_path / "home"
     ro = "mount --bind /root/.ssh /root/.ssh && mount -o remount,bind,ro /root/.ssh"
     assert host_exec(lab, "node02", ["sh", "-c", ro]).returncode == 0  # root ignores modes: a read-only mount
@@ -157,9 +160,13 @@ def test_faults_mid_rotation_never_lock_out_and_a_rerun_finishes(make_lab, tmp_p
             sshd_stop(lab, "node01")  # open sessions survive, as on a real host; new logins are refused
         elif (host, step) == ("node03", "add"):
             frozen.append(sshd_listener(lab, "node03"))
-            frozen[0].send_signal(signal.SIGSTOP)
+            frozen[-1].send_signal(signal.SIGSTOP)
         elif (host, step) == ("node04", "switch"):
             raise RuntimeError("simulated crash between switch and remove")
+        elif (host, step) == ("node06", "connect"):
+            for p in psutil.Process(lab.host("node06").init_pid).children(recursive=True):
+                p.send_signal(signal.SIGSTOP)
+                frozen.append(p)
 
     inv = load(lab.inventory_path)
     identities = IdentityMap(home / "identities.json")
@@ -176,6 +183,7 @@ def test_faults_mid_rotation_never_lock_out_and_a_rerun_finishes(make_lab, tmp_p
         "node03": ("failed", "login"),
         "node04": ("failed", "switch"),
         "node05": ("rotated", "done"),
+        "node06": ("failed", "read"),
     }, report
     assert int(group.exit_code()) != 0
     sshd_start(lab, "node01")

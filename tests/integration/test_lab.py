@@ -213,7 +213,10 @@ def test_inventory_schema(lab):
             "hosts": {"node[01-08]": {"address": f"127.{lab.index}.0.[1-8]", "gpus": 0}},
         }
     }
-    assert doc["groups"] == {"gpu": "node[01-08]"} and doc["vars"] == {}
+    assert doc["groups"] == {"gpu": "node[01-08]"}
+    # The playbooks' lab settings (docs/playbooks.md): the local apt repository, the in-host reboot command.
+    assert doc["vars"]["nvidia_apt_repo"].startswith("deb [trusted=yes] file:/")
+    assert doc["vars"]["nvidia_reboot_command"] == "/usr/local/sbin/dccli-lab-reboot"
 
 
 def test_cli_status_and_inventory(lab):

@@ -30,6 +30,16 @@ def node_python() -> list[str]:
     return ["--python", "/usr/bin/python3", "--env", f"PYTHONPATH={sysconfig.get_paths()['purelib']}"]
 
 
+def require_visible(lab) -> None:
+    """Lab hosts see the control node's root filesystem only: torch and the example must be on it."""
+    from dccli.lab.host import host_exec
+
+    torch_init = os.path.join(sysconfig.get_paths()["purelib"], "torch", "__init__.py")
+    for path in (torch_init, EXAMPLE):
+        if host_exec(lab, lab.hosts[0].name, ["test", "-e", path]).returncode != 0:
+            pytest.skip(f"lab hosts cannot see {path} (on a separate filesystem?): no torch on the nodes")
+
+
 def dccli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "dccli", *args],
@@ -41,6 +51,7 @@ def dccli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def launch(lab, nodes: str, nproc: int, *script_args: str, detach: bool = False, name: str | None = None):
+    require_visible(lab)
     args = [
         "train",
         "launch",

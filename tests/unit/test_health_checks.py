@@ -350,3 +350,31 @@ def test_probe_step_runs_for_real_through_a_local_connection() -> None:
     res = {(r.check, r.subject): r.verdict for r in host_checks(facts, LIM)}
     assert res[("host.service", "no-such-daemon-x")] == CRIT
     assert any(k[0] == "host.disk" for k in res)
+
+
+def test_skew_counts_only_what_exceeds_half_the_round_trip() -> None:
+    from dccli.health.probe import Raw, facts_from_raw, skew
+
+    base = {"meminfo": "MemTotal: 100 kB\nMemAvailable: 50 kB\n", "loadavg": "0.1 0 0 1/1 1", "cpus": 2}
+    assert skew(Raw("h", base, 1000.3, 1000.0, 1000.2)) == pytest.approx((0.2, 0.1))
+    assert facts_from_raw(Raw("h", base, 1000.15, 1000.0, 1000.2)).clock_skew_s == 0.0  # inside the bracket
+    assert facts_from_raw(Raw("h", base, 1007.1, 1000.0, 1000.2)).clock_skew_s == pytest.approx(6.9)
+    assert facts_from_raw(Raw("h", base, 990.0, 1000.0, 1000.2)).clock_skew_s == pytest.approx(-10.0)
+    assert facts_from_raw(Raw("h", base, None, 1000.0, 1000.2)).clock_skew_s is None
+
+
+def test_chrony_and_timedatectl_parsers() -> None:
+    from dccli.health.parse_logs import parse_chrony_tracking, parse_timedatectl
+
+    tracking = (
+        "Reference ID    : A9FEA97B (169.254.169.123)\nStratum         : 4\n"
+        "System time     : 0.000012345 seconds slow of NTP time\nLast offset     : -0.000004 seconds\n"
+    )
+    assert parse_chrony_tracking(tracking) == pytest.approx(-1.2345e-05)
+    assert parse_chrony_tracking("System time : 0.25 seconds fast of NTP time") == 0.25
+    assert parse_chrony_tracking("506 Cannot talk to daemon") is None
+    assert parse_timedatectl("Timezone=UTC\nNTP=yes\nNTPSynchronized=no\n") is False
+    f = HostFacts(host="n1", clock_offset_s=0.25)
+    assert {r.check: r.verdict for r in host_checks(f, LIM)}["host.clock_offset"] == WARN
+    f = HostFacts(host="n1", ntp_synchronized=False)
+    assert {r.check: r.verdict for r in host_checks(f, LIM)}["host.clock_offset"] == WARN

@@ -367,3 +367,31 @@ def test_xid_times_from_each_log_form() -> None:
     raw = "[   12.500000] NVRM: Xid (PCI:0000:3b:00): 31, pid=4, MMU Fault"
     assert parse_logs.parse_xids(raw)[0].time is None
     assert parse_logs.parse_xids(raw, boot_time=100.0)[0].time == 112.5
+
+
+def test_mount_info_captures(real_fixtures: Path) -> None:
+    """df/mount information: findmnt --json (sizes, Use%) and /proc/self/mountinfo (mount table)."""
+    a = analyze_file(real_fixtures / "gpud_host_disk_findmnt.0.json")
+    assert a.kind == "findmnt-json"
+    (root,) = a.facts["mounts"]
+    assert (root["target"], root["fstype"], root["used_pct"]) == ("/", "ext4", 24.0)  # "use%": "24%"
+    assert root["size"] == int(1.7 * 1024**4) and root["free"] == int(1.2 * 1024**4)  # "1.7T", "1.2T"
+    assert [(r.check, r.verdict) for r in a.results] == [("host.disk", "OK")]
+
+    text = (real_fixtures / "gpud_host_disk_mountinfo").read_text()
+    entries = parse_logs.parse_mountinfo(text)
+    assert len(entries) == text.count(" - ") == 171
+    assert entries[0] == ("/", "ext4", "/dev/mapper/vgroot-lvroot")
+    assert sum(1 for _, t, _ in entries if t == "tmpfs") == 54
+    meta = parse_logs.parse_mountinfo(
+        (real_fixtures / "meta_gcm_sample-proc-self-mountinfo-output.txt").read_text()
+    )
+    assert meta == [
+        ("/logs", "nfs", "node101:/syslog"),
+        ("/le/cmd", "nfs", "node104:/cmd"),
+        ("/public", "nfs", "node101:/public"),
+    ]
+    assert analyze_file(real_fixtures / "gpud_host_disk_mountinfo").kind == "mountinfo"
+    assert (
+        parse_logs.parse_mountinfo("36 35 98:0 /mnt1 /mnt\\040two rw - ext3 /dev/root rw")[0][0] == "/mnt two"
+    )

@@ -61,8 +61,8 @@ def test_a_rerun_continues_an_unfinished_rotation_then_rotates_anew(tmp_path):
     m.set(endpoint_id("root", "10.0.0.2", 22), str(target.path), complete=True)
     fresh, generated = choose_target(store, m, eps, "ed25519", new_key=False)
     assert generated and fresh != target  # everyone done: rotating means a new key
-    other, generated = choose_target(store, m, eps, "rsa", new_key=False)
-    assert generated and other.key_type == "ssh-rsa"
+    other, generated = choose_target(store, m, eps, "ecdsa", new_key=False)
+    assert generated and other.key_type == "ecdsa-sha2-nistp256"
 
 
 def test_only_one_keys_command_at_a_time(tmp_path):

@@ -97,3 +97,27 @@ def test_recap_matches_ansible_columns_and_diff_rendering():
     )
     text = render_diff([{"before": "a\n", "after": "b\n", "before_header": "f", "after_header": "f"}])
     assert "-a\n+b\n" in text and text.startswith("--- before: f\n+++ after: f\n")
+
+
+def test_live_board_on_a_terminal_ends_with_the_final_table():
+    import io
+
+    from dccli.output.console import Env
+    from dccli.output.provision import LiveBoard
+    from dccli.playbook.events import PlayStarted, TaskDone
+
+    err = io.StringIO()
+    env = Env(stdout=io.StringIO(), stderr=err, stdout_isatty=True, stderr_isatty=True, no_color=True)
+    with LiveBoard(env) as board:
+        board(PlayStarted("gpu", ("node01", "node02")))
+        board(TaskDone("node01", "conf", "changed"))
+        board(TaskDone("node02", "conf", "failed", msg="boom"))
+        board(TaskDone("node01", "loop", "ok", item="a"))
+        board(TaskDone("node01", "loop", "ok", summary=True))
+    text = err.getvalue()
+    assert "failed: [node02] conf => boom" in text and "PLAY [gpu]" in text
+    last = text[text.rindex("PLAY [gpu]") :]
+    assert [line.split()[:1] + line.split()[-4:] for line in last.splitlines()[2:4]] == [
+        ["node01", "2", "1", "0", "0"],
+        ["node02", "0", "0", "1", "0"],
+    ]

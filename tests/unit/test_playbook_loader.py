@@ -171,3 +171,16 @@ def test_max_fail_percentage_and_patterns():
     assert planner.nodeset_pattern("node[01-04],node09", {}) == "node[01-04],node09"
     with pytest.raises(UsageError, match="wildcard"):
         planner.nodeset_pattern("node*", {})
+
+
+def test_tag_selection_like_ansible():
+    sel = planner.tags_selected
+    none: frozenset[str] = frozenset()
+    assert sel(set(), none, none) and sel({"a"}, none, none) and not sel({"never"}, none, none)
+    assert sel({"a"}, frozenset({"a"}), none) and not sel({"b"}, frozenset({"a"}), none)
+    assert sel({"always"}, frozenset({"a"}), none) and not sel({"always"}, none, frozenset({"always"}))
+    assert sel({"never", "debug"}, frozenset({"debug"}), none)
+    assert sel(set(), frozenset({"untagged"}), none) and not sel({"a"}, frozenset({"untagged"}), none)
+    assert not sel({"a"}, none, frozenset({"tagged"})) and not sel(
+        {"a", "b"}, frozenset({"a"}), frozenset({"b"})
+    )

@@ -151,3 +151,15 @@ def test_records_round_trip_through_json_with_env_keys_only():
     d = run.to_dict()
     assert d["first_failure"]["host"] == "n2" and d["duration_s"] == 8.0
     assert d["spec"]["env_keys"] == ["TOKEN"] and "s3cret" not in json.dumps(d)
+
+
+def test_tail_takes_the_last_lines_of_each_stream():
+    from dccli.train.follow import LogFilter, LogLine, tail_each
+
+    lines = [LogLine("n1", r, f"{r}-{i}") for i in range(5) for r in (None, 0, 1)]
+    assert [x.text for x in tail_each(lines, 2)] == ["None-3", "None-4", "0-3", "0-4", "1-3", "1-4"]
+    assert tail_each(lines, 0) == []
+    import re
+
+    flt = LogFilter(ranks=frozenset({1}), grep=re.compile("-[34]$"))
+    assert [x.text for x in lines if flt.keep(x)] == ["1-3", "1-4"]

@@ -29,6 +29,7 @@ def _health_mounts():
             "fstype": parts[2],
             "size": st.f_blocks * st.f_frsize,
             "free": st.f_bavail * st.f_frsize,
+            "used": (st.f_blocks - st.f_bfree) * st.f_frsize,
             "inodes": st.f_files,
             "inodes_free": st.f_favail,
         }
