@@ -36,6 +36,7 @@ lint: setup
 bench: setup
 	@$(BIN)/python bench/fanout.py
 	@$(BIN)/python bench/keys.py
+	@$(BIN)/python bench/train.py
 
 clean:
 	@[ -x $(BIN)/dccli ] && $(BIN)/dccli lab down --name demo || true

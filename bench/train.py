@@ -243,6 +243,9 @@ def main() -> None:
         )
     finally:
         lab_down(name)
+        import shutil
+
+        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -20,17 +20,34 @@ from typing import Any
 
 from dccli.errors import TransportError
 
-_REMOTE_FILES = ("core.py", "files.py", "lines.py", "commands.py", "packages.py", "fetch.py")
+# Which host-side file holds each module; a play's session carries only the files its tasks need
+# (less for each host's python3 to decompress and compile). core.py always goes first.
+_FILES = ("core.py", "files.py", "lines.py", "commands.py", "packages.py", "fetch.py")
+_MODULE_FILE = {
+    "file": "files.py", "copy": "files.py", "template": "files.py", "stat": "files.py",
+    "lineinfile": "lines.py", "blockinfile": "lines.py",
+    "command": "commands.py", "shell": "commands.py", "wait_for": "commands.py", "sysctl": "commands.py",
+    "service": "commands.py", "systemd": "commands.py", "systemd_service": "commands.py", "reboot": "commands.py",
+    "apt": "packages.py", "dpkg_selections": "packages.py", "apt_repository": "packages.py",
+    "deb822_repository": "packages.py",
+    "pip": "fetch.py", "get_url": "fetch.py", "unarchive": "fetch.py",
+}  # fmt: skip
 
 
-@lru_cache(maxsize=1)
-def program() -> tuple[str, bytes]:
+def files_for(modules) -> tuple[str, ...]:
+    """The host-side files a set of module names needs; unknown names (control-side actions) need none."""
+    wanted = {"core.py"} | {_MODULE_FILE[m] for m in modules if m in _MODULE_FILE}
+    if "copy" in modules:
+        wanted.add("files.py")  # a directory copy also creates directories with `file`
+    return tuple(f for f in _FILES if f in wanted)
+
+
+@lru_cache(maxsize=16)
+def program(files: tuple[str, ...] = _FILES) -> tuple[str, bytes]:
     core = resources.files("dccli.remote").joinpath("helper.py").read_bytes()
     root = resources.files("dccli.playbook.remote")
     parts = [core]
-    parts += [
-        b"\n# --- playbook/" + n.encode() + b"\n" + root.joinpath(n).read_bytes() for n in _REMOTE_FILES
-    ]
+    parts += [b"\n# --- playbook/" + n.encode() + b"\n" + root.joinpath(n).read_bytes() for n in files]
     parts.append(b"\npb_main()\n")
     packed = zlib.compress(b"".join(parts), 9)
     command = (
@@ -43,9 +60,11 @@ def program() -> tuple[str, bytes]:
 class Session:
     """A running playbook helper on one host. call() is one task's round trip."""
 
-    def __init__(self, conn, become: bool = False, become_user: str = "root") -> None:
+    def __init__(
+        self, conn, become: bool = False, become_user: str = "root", files: tuple[str, ...] = _FILES
+    ) -> None:
         self.name = conn.name
-        command, packed = program()
+        command, packed = program(files)
         if become:
             command = f"sudo -n -H -u {become_user} -- {command}"
         self._buf = bytearray()

@@ -31,6 +31,7 @@ class PlayRun:
     state: dict[str, dict[str, Any]]  # host -> {"facts": {...}, "set": {...}} (persists across plays)
     emit: Callable[[Any], None]
     abort: threading.Event = field(default_factory=threading.Event)  # any_errors_fatal tripped
+    files: tuple[str, ...] | None = None  # the host-side module files this play needs (channel.files_for)
     facts_latch: Latch | None = None  # every host's facts are in before any host's first task (hostvars)
 
 

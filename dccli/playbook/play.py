@@ -10,8 +10,10 @@ from typing import Any
 from dccli.executor import FAILED, OK, UNREACHABLE, GroupOutcome, HostOutcome, fan_out
 from dccli.playbook import planner
 from dccli.playbook.actions import truthy
+from dccli.playbook.channel import files_for
 from dccli.playbook.events import HostStats, Notice, PlayStarted
-from dccli.playbook.model import Play, Playbook
+from dccli.playbook.model import Play, Playbook, Task
+from dccli.playbook.names import walk
 from dccli.playbook.runner import HostPlay, Latch, Options, PlayRun
 
 
@@ -64,6 +66,7 @@ def run_playbooks(
                 result.stats.setdefault(h.name, HostStats())  # the recap lists hosts that ran, as Ansible's
             safe_emit(PlayStarted(play.name or play.hosts, tuple(h.name for h in batch), n, len(batches)))
             run = PlayRun(play, options, inventory, names, [h.name for h in batch], state, safe_emit)
+            run.files = files_for({n.module for n in walk(play.tasks + play.handlers) if isinstance(n, Task)})
             if truthy(play.gather_facts) and forks >= len(batch):
                 # hostvars[other].ansible_* must be there from the first task on, as under Ansible's linear
                 # strategy; only when every host of the batch runs at once (else the latch could not open).

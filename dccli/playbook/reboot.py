@@ -45,7 +45,7 @@ def reboot(hp, args: dict, check: bool) -> dict:
     while time.monotonic() < deadline:
         time.sleep(2)
         try:
-            hp.session = Session(hp.pool.get(hp.host), become=hp.needs_become())
+            hp.session = Session(hp.pool.get(hp.host), become=hp.needs_become(), **hp.session_files())
             now = hp.session.call("boot_id", {})["boot_id"]
         except TransportError as exc:
             last = str(exc)

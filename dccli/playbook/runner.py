@@ -46,7 +46,9 @@ class HostPlay:
 
         try:
             try:
-                self.session = Session(self.pool.get(self.host), become=self.needs_become())
+                self.session = Session(
+                    self.pool.get(self.host), become=self.needs_become(), **self.session_files()
+                )
             except TransportError:
                 self.arrive()
                 raise
@@ -84,6 +86,9 @@ class HostPlay:
             latch.arrive()
         if wait:
             latch.wait(timeout=600)
+
+    def session_files(self) -> dict:
+        return {"files": self.run_.files} if self.run_.files else {}
 
     def needs_become(self) -> bool:
         user = getattr(self.host, "user", None) or self.host_user()

@@ -149,6 +149,13 @@ def test_every_playbook_converges_is_idempotent_and_check_mode_writes_nothing(pl
         assert "*    hard    memlock    unlimited" in out and "vm.swappiness = 1" in out
         assert "driver 550.90.07" in out
     assert all(boot_ids(plab)[n] != b for n, b in booted.items())  # the new kernel module: one reboot each
+    # apt saw only the repository the playbooks added, and dpkg's state changed in each host's own disk.
+    for h in plab.hosts:
+        assert host_sh(
+            plab, h.name, "ls /etc/apt/sources.list.d; ls /etc/apt | grep -x sources.list || true"
+        ) == ("nvidia-cuda.list\n")
+        assert "Package: nvidia-driver-550\n" in (h.upper_dir / "var/lib/dpkg/status").read_text()
+    assert "Package: nvidia-driver-550\n" not in Path("/var/lib/dpkg/status").read_text()
 
     second = play(hosts, tmp_path, *ALL)
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr

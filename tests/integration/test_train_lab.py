@@ -191,6 +191,7 @@ def test_stop_leaves_nothing_then_resume_and_relaunch_reuse_nothing(lab):
         assert run_pids(lab, h, run_id) == []
     out, err = follower.communicate(timeout=60)
     assert follower.returncode == 130, err  # the follow ended with the run's result: CANCELLED
+    assert "log stream lost" in err and "reconnecting" in err  # the drop did happen, and was survived
     steps = [int(s) for s in re.findall(r"^node0[78]/0: rank 0 step (\d+) ", out, re.M)]
     assert len(steps) >= 6 and steps == list(range(0, 10 * len(steps), 10)), out[-2000:]  # none lost or twice
     run = show(run_id)

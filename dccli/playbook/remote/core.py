@@ -61,6 +61,14 @@ def pb_main():
         emit(ev="result", id=job.get("id"), ok=True, data=data, duration_s=time.time() - t0)
 
 
+def as_list(value):
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
 @module("ping")
 def m_ping(args, ctx):
     return {"changed": False, "ping": "pong"}

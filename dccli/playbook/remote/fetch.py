@@ -1,6 +1,7 @@
 # Playbook modules that fetch software: pip (virtualenvs, wheelhouses), get_url, unarchive.
 import fnmatch
 import re as _re
+import shlex
 
 
 def pip_installed(pip, env):

@@ -1,17 +1,10 @@
 # Playbook modules for packages and downloads: apt, dpkg_selections, apt_repository, deb822_repository, pip,
 # get_url, unarchive. Decisions (changed or not) follow the Ansible modules of the same names.
 import fnmatch
+import glob
 import re as _re
 
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "APT_LISTCHANGES_FRONTEND": "none"}
-
-
-def as_list(value):
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return [str(v) for v in value]
-    return [v.strip() for v in str(value).split(",") if v.strip()]
 
 
 def dpkg_version(name, env):
