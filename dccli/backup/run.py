@@ -52,6 +52,7 @@ class HostBackup:
     incomplete: tuple[str, ...] = ()  # checkpoint directories skipped: no completeness marker
     errors: tuple[str, ...] = ()
     locks_removed: tuple[str, ...] = ()
+    restic_s: float = 0.0  # restic's own total_duration: the rest of duration_s is dccli's
 
     @property
     def error(self) -> str | None:
@@ -71,6 +72,7 @@ class HostBackup:
             "incomplete_checkpoints": list(self.incomplete),
             "errors": list(self.errors),
             "stale_locks_removed": list(self.locks_removed),
+            "restic_duration_s": round(self.restic_s, 3),
         }
 
 
@@ -277,6 +279,7 @@ def host_result(base: dict[str, Any], data: dict[str, Any], duration_s: float) -
         incomplete=incomplete,
         errors=tuple(errors),
         locks_removed=removed,
+        restic_s=summary.duration_s,
     )
 
 
