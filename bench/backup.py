@@ -189,6 +189,9 @@ def main() -> None:
     finally:
         if not args.keep:
             lab_down(name)
+            import shutil
+
+            shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -297,7 +297,9 @@ def run_profiles(
     install: bool = True,
 ) -> RunReport:
     """Back up each profile's hosts (those in `selected` when given), profile after profile."""
-    from dccli.executor import HostFinished, HostOutcome
+    import concurrent.futures as cf
+
+    from dccli.errors import DccliError
 
     runs: list[ProfileRun] = []
     for profile in profiles:
@@ -306,27 +308,23 @@ def run_profiles(
         if not hosts:
             continue
         password = ensure_password(repo)
-        try:
-            storage, lock_ids = prepare_repository(pool, inventory, repo, password)
-        except Exception as exc:  # the repository is unusable: every host of the profile failed
-            from dccli.errors import DccliError
+        # The repository is prepared (storage host: key, lock list; init when new) while the hosts'
+        # connections open: one handshake's worth of wall time saved on every run.
+        prep_pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="dccli-backup-prep")
+        prep = prep_pool.submit(prepare_repository, pool, inventory, repo, password)
+        prep_pool.shutdown(wait=False)
 
-            if not isinstance(exc, DccliError):
-                raise
-            outcomes = tuple(HostOutcome(h.name, FAILED, None, f"{h.name}: {exc}") for h in hosts)
-            for o in outcomes:
-                if on_event:
-                    on_event(HostFinished(o))
-            runs.append(ProfileRun(profile.name, GroupOutcome(outcomes), repo.name, str(exc)))
-            continue
-
-        def work(host, profile=profile, repo=repo, storage=storage, password=password, lock_ids=lock_ids):
+        def work(host, profile=profile, repo=repo, password=password, prep=prep):
             if repo.kind == LOCAL and host.connection != "local":
                 raise BackupError(
                     f"{host.name}: repository {repo.name} is a path on the control node; only "
                     "connection: local hosts can write it (use sftp: or rest: for remote hosts)"
                 )
             conn = pool.get(host)
+            try:
+                storage, lock_ids = prep.result()
+            except DccliError as exc:  # the repository is unusable: the host's backup fails with the reason
+                raise BackupError(f"{host.name}: repository {repo.name}: {exc}") from None
             result = backup_host(
                 conn,
                 host.name,
@@ -344,5 +342,8 @@ def run_profiles(
             return result.status, result
 
         group = fan_out(hosts, work, forks=forks or config.concurrency, on_event=on_event)
-        runs.append(ProfileRun(profile.name, group, repo.name))
+        setup_error = None
+        if prep.done() and prep.exception() is not None:
+            setup_error = str(prep.exception())
+        runs.append(ProfileRun(profile.name, group, repo.name, setup_error))
     return RunReport(run_id, tuple(runs))
