@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job on a lab cluster: bring it up, show the inventory, run commands across it, show facts.
+# The main job on a lab cluster: bring it up, show the inventory, run commands, facts, key rotation, a DDP run,
+# simulated GPU faults found by health checks, backups and a restore, provisioning and a driver upgrade.
 set -euo pipefail
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*" >&2; "$@"; }
 
