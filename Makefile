@@ -34,9 +34,7 @@ lint: setup
 	@$(BIN)/ruff check dccli tests bench
 
 bench: setup
-	@$(BIN)/python bench/fanout.py
-	@$(BIN)/python bench/keys.py
-	@$(BIN)/python bench/train.py
+	@for b in fanout provision health keys backup train; do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
 	@[ -x $(BIN)/dccli ] && $(BIN)/dccli lab down --name demo || true
