@@ -5,7 +5,11 @@ set -euo pipefail
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*" >&2; "$@"; }
 
 dccli lab down --name demo >/dev/null 2>&1 || true   # a previous demo's lab: start clean
-step dccli lab up --hosts 8 --gpus 8 --gpu-model H100-SXM5-80GB --name demo   # SIMULATED GPUs (nvidia-smi, Xid logs)
+# A checkout the hosts' overlay of / cannot show (under /tmp, another filesystem) is bound in read-only.
+SHARES=()
+while IFS= read -r path; do [ -n "$path" ] && SHARES+=(--share "$path"); done < <(python -c \
+    'import sys; from dccli.lab.manager import unseen_by_hosts; print("\n".join(unseen_by_hosts(sys.argv[1:] + [sys.prefix])))' "$(pwd)")
+step dccli lab up --hosts 8 --gpus 8 --gpu-model H100-SXM5-80GB --name demo "${SHARES[@]}"   # SIMULATED GPUs
 DCCLI_INVENTORY=$(dccli lab inventory --name demo)
 export DCCLI_INVENTORY
 step dccli inventory validate

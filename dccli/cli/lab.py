@@ -30,6 +30,10 @@ def up_cmd(
     gpu_model: str = typer.Option(
         "H100-SXM5-80GB", "--gpu-model", help="Simulated GPU model: H100-SXM5-80GB, A100-SXM4-80GB or H200."
     ),
+    share: list[str] = typer.Option(
+        [], "--share", help="Bind this control-node directory read-only into every host at the same path "
+        "(a checkout or venv the hosts' overlay of / does not show, e.g. under /tmp). Repeatable."
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Start a lab and write its inventory; prints the inventory path once every sshd answers."""
@@ -41,7 +45,7 @@ def up_cmd(
 
     env = Env.from_process()
     started = time.monotonic()
-    info = lab_up(name, hosts, port=port, progress=env.err, gpus=gpus, gpu_model=gpu_model)
+    info = lab_up(name, hosts, port=port, progress=env.err, gpus=gpus, gpu_model=gpu_model, shares=tuple(share))
     first, last = info.hosts[0], info.hosts[-1]
     env.err(
         f"lab {info.name}: {len(info.hosts)} hosts up in {time.monotonic() - started:.1f}s "

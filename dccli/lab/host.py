@@ -214,6 +214,7 @@ def start_host(lab: LabInfo, host: LabHost, timeout: float = 60.0) -> LabHost:
         "merged": str(merged),
         "sshd": sshd_path(),
         "hide": hidden_paths(),
+        "share": list(lab.shares),
     }
     log_dir = lab.dir / "logs"
     log_dir.mkdir(exist_ok=True)

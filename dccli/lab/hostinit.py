@@ -152,6 +152,12 @@ def build_root(spec: dict) -> str:
     for sub, mode in (("sshd", 0o755), ("lock", 0o1777)):
         os.mkdir(f"{root}/run/{sub}")
         os.chmod(f"{root}/run/{sub}", mode)
+    for path in spec.get("share", ()):
+        # Read-only, at the same path: the host runs the control node's checkout or venv where / cannot show it.
+        target = root + path
+        os.makedirs(target, exist_ok=True)
+        mount(path, target, None, MS_BIND | MS_REC)
+        mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
     for path in spec.get("hide", ()):
         # The control node's dccli state (keys, other labs' disks) is in the lower layer: mask it.
         target = root + path

@@ -138,6 +138,7 @@ def lab_up(
     progress: Progress | None = None,
     gpus: int = 0,
     gpu_model: str = "H100-SXM5-80GB",
+    shares: tuple[str, ...] = (),
 ) -> LabInfo:
     """Build and start a lab of `hosts` hosts; returns once every host's sshd sends its banner.
 
@@ -154,9 +155,10 @@ def lab_up(
         raise UsageError(f"unknown --gpu-model {gpu_model!r}: one of {', '.join(gpumodel.MODELS)}")
     if not 0 <= gpus <= gpumodel.MAX_GPUS:
         raise UsageError(f"--gpus must be between 0 and {gpumodel.MAX_GPUS}, not {gpus}")
+    shared = _check_shares(shares)
     info = _create(name, hosts, port)
-    if gpus:
-        info = dataclasses.replace(info, gpus_per_host=gpus, gpu_model=gpu_model)
+    if gpus or shared:
+        info = dataclasses.replace(info, gpus_per_host=gpus, gpu_model=gpu_model if gpus else "", shares=shared)
         registry.save(info)
     try:
         return _bring_up(info, say)
@@ -272,6 +274,36 @@ def _unmount_all(points: Iterable[str]) -> None:
     for point in sorted(points, key=lambda p: p.count("/"), reverse=True):
         if subprocess.run(["umount", point], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", point], capture_output=True)
+
+
+def unseen_by_hosts(paths) -> tuple[str, ...]:
+    """Which control-node directories a lab host would not see through its overlay of `/`: those under
+    the mounts each host makes afresh (/tmp, /run, /dev) or on another filesystem. Pass them as shares."""
+    root_dev = os.stat("/").st_dev
+    out = []
+    for raw in paths:
+        path = os.path.realpath(raw)
+        fresh = any(path == m or path.startswith(m + "/") for m in ("/tmp", "/run", "/dev", "/proc", "/sys"))
+        if os.path.isdir(path) and (fresh or os.stat(path).st_dev != root_dev):
+            out.append(path)
+    return tuple(out)
+
+
+def _check_shares(paths: tuple[str, ...]) -> tuple[str, ...]:
+    """Existing absolute directories, resolved, outside dccli's home (whose lab keys hosts must not see)."""
+    from dccli.paths import dccli_home
+
+    home = os.path.realpath(dccli_home())
+    out: list[str] = []
+    for raw in paths:
+        path = os.path.realpath(raw)
+        if not os.path.isdir(path):
+            raise UsageError(f"--share {raw}: not a directory")
+        if path == "/" or path == home or path.startswith(home + "/") or home.startswith(path + "/"):
+            raise UsageError(f"--share {raw}: must not be / nor contain or lie in dccli's home {home}")
+        if path not in out:
+            out.append(path)
+    return tuple(out)
 
 
 def lab_down(name: str = "default") -> None:

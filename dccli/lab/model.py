@@ -78,6 +78,9 @@ class LabInfo:
     disk_mount: Path | None = None  # a tmpfs holding upper dirs when the labs dir cannot (see manager.py)
     gpus_per_host: int = 0  # simulated GPUs (dccli.lab.gpusim); written into the inventory
     gpu_model: str = ""  # catalogue key of the simulated GPUs (dccli.lab.gpusim.model.MODELS)
+    # Control-node paths bound read-only at the same path in every host: what the overlay of / cannot show
+    # (a checkout or venv under /tmp, which hosts mount afresh, or on another filesystem).
+    shares: tuple[str, ...] = ()
 
     def host(self, name: str) -> LabHost:
         for host in self.hosts:
@@ -101,6 +104,7 @@ class LabInfo:
             "disk_mount": str(self.disk_mount) if self.disk_mount else None,
             "gpus_per_host": self.gpus_per_host,
             "gpu_model": self.gpu_model,
+            "shares": list(self.shares),
             "hosts": [host.to_dict() for host in self.hosts],
         }
 
@@ -119,6 +123,7 @@ class LabInfo:
             disk_mount=Path(data["disk_mount"]) if data.get("disk_mount") else None,
             gpus_per_host=int(data.get("gpus_per_host", 0)),
             gpu_model=str(data.get("gpu_model", "")),
+            shares=tuple(str(p) for p in data.get("shares", ())),
         )
 
 

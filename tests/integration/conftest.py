@@ -40,6 +40,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
+def project_shares() -> tuple[str, ...]:
+    """This checkout and its venv, where the hosts' overlay of / cannot show them (a clone under /tmp, as
+    CI may make): training runs on the hosts need the example script and torch."""
+    import sys
+
+    from dccli.lab.manager import unseen_by_hosts
+
+    root = Path(__file__).resolve().parents[2]
+    return unseen_by_hosts([str(root), sys.prefix])
+
+
 @pytest.fixture(scope="session")
 def lab_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A DCCLI_HOME for the session, in os.environ so the product code under test sees it."""
@@ -64,7 +75,7 @@ def lab(lab_home: Path):  # -> Iterator[LabInfo]
 
     name = f"t{os.getpid()}"
     started = time.monotonic()
-    info = lab_up(name, 8)  # cleans up after itself if it fails
+    info = lab_up(name, 8, shares=project_shares())  # cleans up after itself if it fails
     print(f"\n[lab] {name}: 8 hosts up in {time.monotonic() - started:.2f}s")
     try:
         yield info
@@ -81,10 +92,11 @@ def make_lab(lab_home: Path) -> Iterator[Callable[..., object]]:
 
     created: list[str] = []
 
-    def _make(hosts: int = 2, name: str | None = None):
+    def _make(hosts: int = 2, name: str | None = None, **options):
         name = name or f"f{os.getpid()}-{next(_counter)}"
         created.append(name)
-        return lab_up(name, hosts)
+        options.setdefault("shares", project_shares())
+        return lab_up(name, hosts, **options)
 
     yield _make
     for name in created:
