@@ -33,9 +33,9 @@ if python -c 'import torch' 2>/dev/null; then
     step dccli train show demo-ddp
 fi
 step dccli run -l node01 'nvidia-smi --query-gpu=index,name,temperature.gpu,ecc.errors.uncorrected.aggregate.total --format=csv'
-step dccli lab fault node02 --gpu 3 --fell-off-bus    # a simulated Xid 79: the GPU is lost until a reboot
+step dccli lab fault node02 --gpu 3 --fell-off-bus --name demo   # a simulated Xid 79: the GPU is lost until a reboot
 step dccli run -l node02 'nvidia-smi -L; dmesg | grep -F "NVRM: Xid" || true'
-step dccli lab reboot node02
+step dccli lab reboot node02 --name demo
 step dccli run -l node02 'nvidia-smi -L | wc -l'
 # Health: two simulated faults, found by `dccli health` (docs/health.md), shown by `dccli status`, then cleared.
 step dccli lab fault node05 --gpu 1 --ecc-dbe 2 --name demo   # double-bit ECC errors (+ an Xid 48 line)
