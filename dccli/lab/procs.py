@@ -77,3 +77,18 @@ def wait_gone(pids: Iterable[int], timeout: float = 10.0) -> list[int]:
             break
         time.sleep(0.02)
     return pending
+
+
+def host_inits(tag: str, host_name: str) -> list[int]:
+    """Every live init of one lab host (normally one; two only after a lost lab.json update)."""
+    needle = f"host={host_name}".encode()
+    found = []
+    for pid in tagged_pids(tag):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                argv = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if needle in argv:
+            found.append(pid)
+    return found

@@ -51,6 +51,30 @@ def try_load(directory: Path) -> LabInfo | None:
         return None
 
 
+@contextlib.contextmanager
+def locked(name: str, what: str = "lab") -> Iterator[None]:
+    """An exclusive flock on <lab dir>/<what>.lock: read-modify-writes of lab.json by concurrent reboots
+    (the reboot watcher serves several hosts at once) must not lose each other's updates."""
+    directory = lab_dir(name)
+    fd = os.open(directory / f"{what}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def replace_host(name: str, host) -> LabInfo:
+    """Record one host's new state (its new init after a reboot) without touching the others'."""
+    import dataclasses
+
+    with locked(name):
+        current = load(name)
+        updated = dataclasses.replace(current, hosts=tuple(host if h.name == host.name else h for h in current.hosts))
+        save(updated)
+    return updated
+
+
 def save(info: LabInfo) -> None:
     """Atomic write: a reader (or a crash) never sees half a lab.json."""
     path = info.dir / LAB_JSON
