@@ -172,8 +172,10 @@ def prepare_repository(
         os.makedirs(os.path.dirname(repo.path.rstrip("/")) or "/", exist_ok=True)
         lock_ids = local_lock_ids(repo)
     marker = initialized_marker(repo)
-    # Known to exist: skip a restic run (a KDF and a connection) on every backup.
-    if marker.exists() and marker.read_text().strip() == repo.url:
+    # Known to exist: skip a restic run (a KDF and a connection) on every backup. For sftp the storage host's
+    # key is part of what is known: a rebuilt storage host (or lab) at the same address holds no repository.
+    identity = repo.url + (f" {storage.known_hosts.strip()}" if storage is not None and storage.known_hosts else "")
+    if marker.exists() and marker.read_text().strip() == identity:
         return storage, lock_ids
     (config,) = maintenance(pool, inventory, repo, password, [["cat", "config", "--no-lock"]], timeout=120)
     if config["rc"] != 0:
@@ -182,7 +184,7 @@ def prepare_repository(
         (init,) = maintenance(pool, inventory, repo, password, [["init"]], timeout=300)
         if init["rc"] != 0:
             raise BackupError(f"repository {repo.name}: restic init failed: {init['stderr'].strip()[-300:]}")
-    marker.write_text(f"{repo.url}\n")
+    marker.write_text(f"{identity}\n")
     return storage, lock_ids
 
 
