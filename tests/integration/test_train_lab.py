@@ -262,26 +262,10 @@ def test_frozen_host_is_node_fail_within_10s_and_the_run_is_torn_down(make_lab):
     assert "NODE_FAIL" in follow.stderr and "node02" in follow.stderr
 
 
-FLAKY = """
-import os, sys
-import torch.distributed as dist
-restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
-rank = int(os.environ["RANK"])
-if restart == 0 and rank == 1:
-    print(f"rank {rank} failing on purpose (restart {restart})", flush=True)
-    sys.exit(3)
-dist.init_process_group("gloo")
-t = __import__("torch").ones(1)
-dist.all_reduce(t)
-print(f"rank {rank} ok restart={restart} sum={int(t.item())}", flush=True)
-dist.destroy_process_group()
-"""
-
 
 def test_max_restarts_lets_torchrun_restart_failed_workers(lab, tmp_path):
     """--max-restarts 1: a worker that fails once is restarted by torchrun, and the run still SUCCEEDS."""
     script = ROOT / "tests" / "integration" / "data" / "flaky_once.py"
-    assert script.read_text() == FLAKY.lstrip()
     require_visible(lab)
     proc = dccli("train", "launch", "-i", str(lab.inventory_path), "--nodes", "node0[5-6]", "--nproc-per-node", "1",
                  *node_python(), "--max-restarts", "1", str(script), timeout=300)
