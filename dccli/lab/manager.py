@@ -303,7 +303,8 @@ def _check_shares(paths: tuple[str, ...]) -> tuple[str, ...]:
             raise UsageError(f"--share {raw}: must not be / nor contain or lie in dccli's home {home}")
         if path not in out:
             out.append(path)
-    return tuple(out)
+    # A share inside another is already there (and binding it again would only add a mount).
+    return tuple(p for p in out if not any(p != q and p.startswith(q + "/") for q in out))
 
 
 def lab_down(name: str = "default") -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -165,7 +166,10 @@ def test_faults_mid_rotation_never_lock_out_and_a_rerun_finishes(make_lab, tmp_p
             raise RuntimeError("simulated crash between switch and remove")
         elif (host, step) == ("node06", "connect"):
             for p in psutil.Process(lab.host("node06").init_pid).children(recursive=True):
-                p.send_signal(signal.SIGSTOP)
+                try:  # a short-lived session process may be gone between listing and signalling
+                    p.send_signal(signal.SIGSTOP)
+                except (psutil.NoSuchProcess, ProcessLookupError):
+                    continue
                 frozen.append(p)
 
     inv = load(lab.inventory_path)
@@ -175,7 +179,8 @@ def test_faults_mid_rotation_never_lock_out_and_a_rerun_finishes(make_lab, tmp_p
             report, group = rotate(inv, inv.hosts, pool, home=home, on_step=fault)
     finally:
         for p in frozen:
-            p.send_signal(signal.SIGCONT)
+            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+                p.send_signal(signal.SIGCONT)
     outcome = {h.host: (h.outcome, h.step) for h in report.hosts}
     assert outcome == {
         "node01": ("failed", "login"),

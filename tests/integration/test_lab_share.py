@@ -39,3 +39,9 @@ def test_share_is_validated(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "dccli", "lab", "up", "--hosts", "1", "--name", "badshare",
                            "--share", str(tmp_path / "missing")], capture_output=True, text=True, env=env)
     assert proc.returncode == 2 and "not a directory" in proc.stderr
+
+
+def test_nested_shares_are_bound_once(make_lab, tmp_path):
+    (tmp_path / "repo" / ".venv").mkdir(parents=True)
+    lab = make_lab(hosts=1, shares=(str(tmp_path / "repo"), str(tmp_path / "repo" / ".venv")))
+    assert lab.shares == (str((tmp_path / "repo").resolve()),)

@@ -227,8 +227,8 @@ def test_stop_leaves_nothing_then_resume_and_relaunch_reuse_nothing(lab):
     check_training(again.stdout, 4)
     new_id = re.search(r"run (tr-[0-9a-f]{8})", again.stderr).group(1)
     assert new_id != run_id and "restart 0)" in again.stdout
-    for h in hosts:
-        assert run_pids(lab, h, run_id) == [] and run_pids(lab, h, new_id) == []
+    for h in hosts:  # the run is SUCCEEDED when its ranks are done; torchrun's exit follows within seconds
+        assert wait_for(lambda h=h: run_pids(lab, h, run_id) == [] and run_pids(lab, h, new_id) == [], 20)
 
 
 FREEZE = 'for p in /proc/[0-9]*; do p=${p#/proc/}; [ "$p" = 1 ] || [ "$p" = $$ ] || kill -%s "$p" 2>/dev/null; done; true'
