@@ -20,6 +20,7 @@ from typing import Any
 
 from dccli.errors import LabError, UsageError
 from dccli.lab import host as hostmod
+from dccli.lab import procs
 from dccli.lab.gpusim import klog
 from dccli.lab.gpusim import model as gpumodel
 from dccli.lab.model import LabInfo
@@ -145,19 +146,9 @@ def _write_record(lab: LabInfo, host_name: str, record: dict[str, Any]) -> None:
 
 def host_pids(lab: LabInfo, host_name: str) -> list[int]:
     """Every process in the host's PID namespace, seen from the control node (its init included)."""
-    init = lab.host(host_name).init_pid
-    try:
-        target = os.readlink(f"/proc/{init}/ns/pid")
-    except OSError:
-        raise LabError(f"lab {lab.name!r}: host {host_name} is not running") from None
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.readlink(f"/proc/{entry}/ns/pid") == target:
-                    pids.append(int(entry))
-            except OSError:
-                continue
+    pids = procs.namespace_members(lab.host(host_name).init_pid)
+    if not pids:
+        raise LabError(f"lab {lab.name!r}: host {host_name} is not running")
     return pids
 
 

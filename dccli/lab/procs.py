@@ -92,3 +92,21 @@ def host_inits(tag: str, host_name: str) -> list[int]:
         if needle in argv:
             found.append(pid)
     return found
+
+
+def namespace_members(init_pid: int) -> list[int]:
+    """Every process in the PID namespace of this init, seen from the control node (the init included);
+    empty when the init is gone."""
+    try:
+        target = os.readlink(f"/proc/{init_pid}/ns/pid")
+    except OSError:
+        return []
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/ns/pid") == target:
+                    pids.append(int(entry))
+            except OSError:
+                continue
+    return pids

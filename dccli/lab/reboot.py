@@ -49,7 +49,7 @@ def _reboot_locked(lab_name: str, host_name: str, say: Callable[[str], None], st
         # when the last one is gone, and the new one takes the same upper and work dirs.
         members: list[int] = []
         for pid in inits:
-            members += _namespace_members(pid)
+            members += procs.namespace_members(pid)
         procs.kill_all([(pid, None) for pid in inits])
         left = procs.wait_gone(members or list(inits), timeout=10.0)
         if left:
@@ -66,22 +66,3 @@ def _reboot_locked(lab_name: str, host_name: str, say: Callable[[str], None], st
         raise LabError(f"host {host_name}: sshd does not answer after reboot: {hostmod.sshd_log_tail(new)}")
     say(f"{host_name}: up again in {time.monotonic() - started:.1f}s")
     return new
-
-
-def _namespace_members(init_pid: int) -> list[int]:
-    """Every process in the PID namespace of this init, seen from the control node."""
-    import os
-
-    try:
-        target = os.readlink(f"/proc/{init_pid}/ns/pid")
-    except OSError:
-        return []
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.readlink(f"/proc/{entry}/ns/pid") == target:
-                    pids.append(int(entry))
-            except OSError:
-                continue
-    return pids

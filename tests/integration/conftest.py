@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from labssh import ssh_argv
 
 _counter = itertools.count(1)
 
@@ -101,23 +102,6 @@ def make_lab(lab_home: Path) -> Iterator[Callable[..., object]]:
     yield _make
     for name in created:
         lab_down(name)
-
-
-def ssh_argv(lab, host_name: str, *extra: str) -> list[str]:
-    """OpenSSH options for a lab host: the lab key, the lab known_hosts, strict checking, no prompts."""
-    host = lab.host(host_name)
-    return [
-        "-o", "BatchMode=yes",
-        "-o", "StrictHostKeyChecking=yes",
-        "-o", f"UserKnownHostsFile={lab.known_hosts_path}",
-        "-o", "GlobalKnownHostsFile=/dev/null",
-        "-o", "IdentitiesOnly=yes",
-        "-o", "ConnectTimeout=10",
-        "-o", "LogLevel=ERROR",
-        "-o", f"Port={host.port}",  # -o, not -p: sftp's -p means something else
-        "-i", str(lab.key_path),
-        *extra,
-    ]  # fmt: skip
 
 
 @pytest.fixture

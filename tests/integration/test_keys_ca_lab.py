@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from labssh import ssh_ok
 
 pytestmark = pytest.mark.lab
 
@@ -18,34 +19,6 @@ def dccli(*args: str, home: Path, timeout: float = 120) -> subprocess.CompletedP
     return subprocess.run(
         [sys.executable, "-m", "dccli", *args], capture_output=True, text=True, env=env, timeout=timeout
     )
-
-
-def ssh_ok(lab, host_name: str, key: Path) -> bool:
-    """OpenSSH with exactly this key (and key-cert.pub beside it, which ssh offers on its own)."""
-    argv = [
-        "ssh",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        f"UserKnownHostsFile={lab.known_hosts_path}",
-        "-o",
-        "GlobalKnownHostsFile=/dev/null",
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        "IdentityAgent=none",
-        "-o",
-        "ConnectTimeout=5",
-        "-o",
-        "LogLevel=ERROR",
-        "-i",
-        str(key),
-        f"root@{lab.host(host_name).address}",
-        "true",
-    ]
-    return subprocess.run(argv, capture_output=True, timeout=30, stdin=subprocess.DEVNULL).returncode == 0
 
 
 def keygen(path: Path) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from labssh import ssh_ok
 
 pytestmark = pytest.mark.lab
 
@@ -21,35 +22,6 @@ def dccli(*args: str, home: Path, timeout: float = 120) -> subprocess.CompletedP
     return subprocess.run(
         [sys.executable, "-m", "dccli", *args], capture_output=True, text=True, env=env, timeout=timeout
     )
-
-
-def ssh_ok(lab, host_name: str, key: Path, command: str = "true") -> bool:
-    """Does OpenSSH get in with exactly this key (strict host keys, no agent, no other identity)?"""
-    host = lab.host(host_name)
-    argv = [
-        "ssh",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        f"UserKnownHostsFile={lab.known_hosts_path}",
-        "-o",
-        "GlobalKnownHostsFile=/dev/null",
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        "IdentityAgent=none",
-        "-o",
-        "ConnectTimeout=5",
-        "-o",
-        "LogLevel=ERROR",
-        "-i",
-        str(key),
-        f"root@{host.address}",
-        command,
-    ]
-    return subprocess.run(argv, capture_output=True, timeout=30, stdin=subprocess.DEVNULL).returncode == 0
 
 
 def current_key(home: Path) -> Path:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from labssh import ssh_ok
 
 pytestmark = pytest.mark.lab
 
@@ -20,33 +21,6 @@ def dccli(*args: str, home: Path, timeout: float = 120) -> subprocess.CompletedP
     return subprocess.run(
         [sys.executable, "-m", "dccli", *args], capture_output=True, text=True, env=env, timeout=timeout
     )
-
-
-def ssh_ok(lab, host_name: str, key: Path, known_hosts: Path) -> bool:
-    argv = [
-        "ssh",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        f"UserKnownHostsFile={known_hosts}",
-        "-o",
-        "GlobalKnownHostsFile=/dev/null",
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        "IdentityAgent=none",
-        "-o",
-        "ConnectTimeout=5",
-        "-o",
-        "LogLevel=ERROR",
-        "-i",
-        str(key),
-        f"root@{lab.host(host_name).address}",
-        "true",
-    ]
-    return subprocess.run(argv, capture_output=True, timeout=30, stdin=subprocess.DEVNULL).returncode == 0
 
 
 def openssh_fingerprint(known_hosts: Path, address: str) -> str:
@@ -119,9 +93,9 @@ def test_host_rotate_records_the_new_host_key_in_the_same_step(make_lab, tmp_pat
     assert fingerprint(base64.b64decode(served)) == doc["new"]["fingerprint"]
     # OpenSSH agrees: dccli's known_hosts and the inventory's hold the new key, the old copy is refused
     assert openssh_fingerprint(home / "known_hosts", address) == doc["new"]["fingerprint"]
-    assert ssh_ok(lab, "node01", lab.key_path, lab.known_hosts_path)
-    assert not ssh_ok(lab, "node01", lab.key_path, old_known)
-    assert ssh_ok(lab, "node02", lab.key_path, old_known)  # the other host is untouched
+    assert ssh_ok(lab, "node01", lab.key_path, known_hosts=lab.known_hosts_path)
+    assert not ssh_ok(lab, "node01", lab.key_path, known_hosts=old_known)
+    assert ssh_ok(lab, "node02", lab.key_path, known_hosts=old_known)  # the other host is untouched
     run = dccli("run", "-i", inv, "hostname", home=home)
     assert run.returncode == 0, run.stderr
     with sqlite3.connect(home / "state.db") as db:
