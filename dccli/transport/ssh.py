@@ -194,6 +194,9 @@ class KeyRing:
         self._file_errors: dict[str, str] = {}
         self._agent_keys: list | None = None
         self._lock = threading.Lock()
+        # The agent keys share one agent socket: two hosts signing through it at once interleave their
+        # requests and both wait forever (seen as "Authentication timeout"). One signature at a time.
+        self.agent_lock = threading.Lock()
 
     def keys_for(self, identity_files: tuple[str, ...]) -> list[tuple[str, object]]:
         import paramiko
@@ -262,7 +265,11 @@ def _authenticate(transport, endpoint: Endpoint, keys: KeyRing, label: str) -> N
     last = ""
     for source, key in candidates:
         try:
-            remaining = transport.auth_publickey(endpoint.user, key)
+            if source == "agent":
+                with keys.agent_lock:
+                    remaining = transport.auth_publickey(endpoint.user, key)
+            else:
+                remaining = transport.auth_publickey(endpoint.user, key)
         except paramiko.AuthenticationException as exc:
             last = f"{source}: {_reason(exc)}"
             continue
