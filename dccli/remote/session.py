@@ -111,5 +111,10 @@ def run_steps(conn, steps: Iterable[Step], *, timeout: float | None = 300,
     if outcome.timed_out:
         raise HelperError(f"{conn.name}: remote helper timed out after {timeout}s")
     if len(results) < len(steps):
-        raise HelperError(f"{conn.name}: remote helper stopped after {len(results)} of {len(steps)} steps")
+        err = outcome.stderr.decode("utf-8", "replace").strip().splitlines()
+        how = f"exit {outcome.exit_code}" if outcome.exit_code is not None else "no exit status"
+        raise HelperError(
+            f"{conn.name}: remote helper stopped after {len(results)} of {len(steps)} steps ({how}"
+            + (f": {err[-1][:300]})" if err else ")")
+        )
     return results

@@ -17,6 +17,8 @@ from dccli.transport.hostkeys import HostKeyStore, OfferedKey
 from dccli.transport.options import ConnectOptions, Endpoint
 
 _READ_SIZE = 32768
+# After exit-status, how long to wait for the output's EOF (see exec) before giving up on the rest.
+EOF_GRACE_S = 10.0
 
 
 class SSHConnection:
@@ -94,12 +96,21 @@ class SSHConnection:
         err: list[bytes] = []
         deadline = None if timeout is None else time.monotonic() + timeout
         timed_out = False
+        status_at: float | None = None
         try:
             while True:
                 got = _drain(chan.recv_ready, chan.recv, out if keep_output else None, on_stdout)
                 got = _drain(chan.recv_stderr_ready, chan.recv_stderr, err if keep_output else None, on_stderr) or got
-                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
-                    break
+                if chan.exit_status_ready():
+                    # sshd sends exit-status as soon as the command exits, while the end of its output may
+                    # still sit in the pipe behind it: done only at EOF. A background process that keeps the
+                    # output open (`cmd &` without a redirect) would hold EOF off for ever: give it a grace.
+                    if chan.eof_received and not chan.recv_ready() and not chan.recv_stderr_ready():
+                        break
+                    if status_at is None:
+                        status_at = time.monotonic()
+                    elif not got and time.monotonic() - status_at > EOF_GRACE_S:
+                        break
                 if chan.closed and not got:
                     break
                 if got:

@@ -253,3 +253,39 @@ def test_edit_state_for_conditions_without_a_flag(gpulab) -> None:
     gpu = ET.fromstring(forms(gpulab, "node02", ["xml"])["xml"][1].encode()).findall("gpu")[2]
     assert gpu.findtext("pci/pci_gpu_link_info/link_widths/current_link_width") == "16x"
     assert gpu.find("processes/process_info") is None
+
+
+REPLAY_SCRIPT = r"""
+nvidia-smi -q -x > /tmp/x1; echo "rc1 $?"
+nvidia-smi -i 9 > /tmp/bad1; echo "rcbad1 $?"
+sleep 1.2
+before=$(date '+%a %b %d %H:%M:%S %Y'); nvidia-smi -q -x > /tmp/x2; echo "rc2 $?"
+after=$(date '+%a %b %d %H:%M:%S %Y')
+nvidia-smi -i 9 > /tmp/bad2; echo "rcbad2 $?"
+echo "stamp2 $(sed -n 's/.*<timestamp>\(.*\)<\/timestamp>.*/\1/p' /tmp/x2)"; echo "before $before"; echo "after $after"
+sed '/<timestamp>/d' /tmp/x1 > /tmp/y1; sed '/<timestamp>/d' /tmp/x2 > /tmp/y2; cmp -s /tmp/y1 /tmp/y2; echo "same $?"
+cmp -s /tmp/bad1 /tmp/bad2; echo "samebad $?"
+ls /run/dccli-gpusim/replay/nvidia-smi/
+nvidia-smi --version | grep DRIVER
+echo 999.1.2 > /var/lib/dccli-gpusim/driver_version
+nvidia-smi --version | grep DRIVER
+rm /var/lib/dccli-gpusim/driver_version
+nvidia-smi --version | grep DRIVER
+"""
+
+
+def test_replayed_renders_match_and_follow_changes(gpulab) -> None:
+    """The launcher replays the simulator's render (docs/lab.md): same output as a fresh render with the
+    current time in the timestamp, the same exit code, and a new render after any input changes (here the
+    driver packages' version file, written and removed; faults and reboots are covered above)."""
+    proc = dccli("run", "-i", str(gpulab.inventory_path), "-l", "node02", "--json", REPLAY_SCRIPT)
+    assert proc.returncode == 0, proc.stderr
+    lines = json.loads(proc.stdout)["results"][0]["stdout"].splitlines()
+    got = dict(line.split(" ", 1) for line in lines if line.split(" ", 1)[0] in
+               {"rc1", "rc2", "rcbad1", "rcbad2", "stamp2", "before", "after", "same", "samebad"})
+    assert (got["rc1"], got["rc2"], got["rcbad1"], got["rcbad2"]) == ("0", "0", "6", "6")
+    assert got["same"] == "0" and got["samebad"] == "0"
+    assert got["stamp2"] in (got["before"], got["after"])  # replayed with the time of the call
+    assert "2 -q -x" in lines and "2 -i 9" not in lines  # entries: argc + arguments; usage errors not kept
+    drivers = [line.split(":")[1].strip() for line in lines if line.startswith("DRIVER version")]
+    assert drivers == ["535.183.01", "999.1.2", "535.183.01"]

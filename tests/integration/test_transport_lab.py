@@ -132,3 +132,41 @@ def test_ansible_export_drives_ansible_against_the_lab(lab, tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "node01 | CHANGED | rc=0 | (stdout) node01" in out.stdout
     assert "node02 | CHANGED | rc=0 | (stdout) node02" in out.stdout
+
+
+def _pool(lab):
+    from dccli.cli.targets import make_pool
+    from dccli.inventory.loader import load
+
+    inventory = load(lab.inventory_path)
+    return inventory, make_pool(inventory, None)
+
+
+def test_output_after_exit_status_is_not_lost(lab):
+    """sshd sends exit-status when the command exits, possibly before the rest of its output: exec must read
+    to EOF. Here a child still writes a megabyte after the shell has exited (the old loop returned empty)."""
+    inventory, pool = _pool(lab)
+    try:
+        conn = pool.get(inventory.select("node01")[0])
+        res = conn.exec("(sleep 0.3; head -c 1000000 /dev/zero | tr '\\0' x) & exit 7", timeout=60)
+    finally:
+        pool.close()
+    assert res.exit_code == 7 and not res.timed_out
+    assert res.stdout == b"x" * 1_000_000
+
+
+def test_background_process_holding_the_output_does_not_hang_exec(lab, monkeypatch):
+    """`cmd &` without a redirect keeps the channel's output open after the shell exits (OpenSSH's ssh waits
+    for ever there); exec gives up on EOF after a grace and returns the exit status."""
+    from dccli.transport import ssh
+
+    monkeypatch.setattr(ssh, "EOF_GRACE_S", 0.5)
+    inventory, pool = _pool(lab)
+    try:
+        conn = pool.get(inventory.select("node01")[0])
+        res = conn.exec("echo started; sleep 60 & exit 0", timeout=30)
+        conn.exec("pkill -x sleep || true", timeout=30)
+    finally:
+        pool.close()
+    assert not res.timed_out and res.exit_code == 0
+    assert res.stdout == b"started\n"

@@ -280,8 +280,11 @@ def test_seeded_disk_runs_standalone_with_the_system_python(tmp_path: Path) -> N
     boot = install.on_boot(upper)
     assert (upper / model.BOOT_ID_PATH.lstrip("/")).read_text() == boot["boot_id"] + "\n"
     assert "Kernel Module  550.90.07" in (upper / model.KMSG_PATH.lstrip("/")).read_text()
-    launcher = upper / "usr/bin/nvidia-smi"
-    assert launcher.stat().st_mode & 0o777 == 0o755
+    public = upper / "usr/bin/nvidia-smi"
+    assert public.stat().st_mode & 0o777 == 0o755
+    assert public.read_text().startswith("#!/bin/sh\n# SIMULATED")
+    assert f"exec {install.PYTHON} -IS /{install.HOST_LIB}/bin/nvidia-smi" in public.read_text()
+    launcher = upper / install.HOST_LIB / "bin" / "nvidia-smi"
     assert launcher.read_text().startswith(f"#!{install.PYTHON} -IS\n# SIMULATED")
     # The copied package alone (no dccli, no site-packages) must run: that is all a host has.
     code = launcher.read_text().replace("'/usr/lib/dccli-gpusim'", repr(str(upper / install.HOST_LIB)))

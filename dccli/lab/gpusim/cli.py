@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from . import model, query, render_text, render_xml
+from . import model, query, render_text, render_xml, replay
 
 TYPE_CHECKING = False  # not `import typing`: it costs the simulator ~20 ms a call
 if TYPE_CHECKING:
@@ -150,6 +150,14 @@ def select(state: dict[str, Any], ids: list[str] | None) -> list[dict[str, Any]]
     return sorted(chosen, key=lambda g: g["index"])  # device order, whatever the order of -i
 
 
+def _stamp(now: float) -> str:
+    return time.strftime("%a %b %d %H:%M:%S %Y", time.localtime(now))
+
+
+def _csv_stamp(now: float) -> str:
+    return time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d}"
+
+
 def render(opts: dict[str, Any], state: dict[str, Any], now: float) -> tuple[str, int]:
     """(stdout text, exit code) for parsed options. Pure apart from the clock passed in."""
     mode = opts["mode"]
@@ -165,8 +173,7 @@ def render(opts: dict[str, Any], state: dict[str, Any], now: float) -> tuple[str
         return render_text.version_text(state), 0
     gpus = select(state, opts["ids"])
     lost = [g for g in gpus if g["fell_off_bus"]]
-    stamp = time.strftime("%a %b %d %H:%M:%S %Y", time.localtime(now))
-    csv_stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d}"
+    stamp, csv_stamp = _stamp(now), _csv_stamp(now)
     if mode == "list":
         return render_text.list_gpus(state, gpus), 15 if lost else 0
     if mode in ("table", "query", "topo") and lost:
@@ -202,10 +209,12 @@ def render(opts: dict[str, Any], state: dict[str, Any], now: float) -> tuple[str
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    before = replay.snapshot("nvidia-smi")
     try:
         opts = parse(argv)
         state = load_state()
-        text, code = render(opts, state, time.time())
+        now = time.time()
+        text, code = render(opts, state, now)
     except Usage as exc:
         sys.stdout.write(f"{exc}\n")
         return exc.code
@@ -217,4 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
     except BrokenPipeError:  # `nvidia-smi | head` must not print a traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    # CSV timestamps carry milliseconds: those renders are not replayed (the -q style stamp is).
+    if _csv_stamp(now) not in text:
+        replay.store("nvidia-smi", argv, text, code, _stamp(now), before)
     return code

@@ -12,7 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
-from . import klog, model
+from . import klog, model, replay
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 HOST_LIB = "usr/lib/dccli-gpusim"
@@ -23,6 +23,36 @@ LAUNCHERS = {
     "usr/local/bin/dmesg": ("logcli", "main_dmesg"),
     "usr/local/bin/journalctl": ("logcli", "main_journalctl"),
 }
+# Tools whose renders are replayed (replay.py): their public path gets SH_LAUNCHER, and the Python
+# launcher moves to HOST_LIB/bin/<tool>.
+REPLAYED = {"usr/bin/nvidia-smi": "nvidia-smi", "usr/local/bin/dmesg": "dmesg"}
+SH_LAUNCHER = """#!/bin/sh
+# SIMULATED by dccli lab (no GPU hardware): see docs/lab.md, section 'GPU simulation'.
+# Replays the simulator's last render for the same arguments while it is newer than every input of that
+# render (dccli/lab/gpusim/replay.py); otherwise the Python simulator renders (and stores) it.
+if [ -z "${{DCCLI_GPUSIM_ROOT-}}" ] && [ -z "${{TZ+set}}" ]; then
+  k="{replay_dir}/{tool}/$#"
+  for a; do
+    case $a in ''|*[!A-Za-z0-9._,=:-]*) k=; break ;; esac
+    k="$k $a"
+  done
+  if [ -n "$k" ] && [ ${{#k}} -le {max_path} ] && [ -f "$k" ]{newer}; then
+    {{
+      read -r rc stamped
+      if [ "$stamped" = 1 ]; then
+        mawk 'BEGIN {{ ts = "\\001STAMP\\001" }} {{
+          while ((i = index($0, ts)) > 0)
+            $0 = substr($0, 1, i - 1) strftime("%a %b %d %H:%M:%S %Y") substr($0, i + length(ts))
+          print
+        }}'
+      else
+        cat
+      fi
+    }} < "$k" && exit "$rc"
+  fi
+fi
+exec {python} -IS /{lib}/bin/{tool} "$@"
+"""
 
 
 def _mkdirs(upper: Path, relative: str) -> Path:
@@ -63,6 +93,19 @@ def launcher(module: str, function: str) -> str:
     )
 
 
+def sh_launcher(tool: str) -> str:
+    # dash's -nt is false when the input is missing; its directory is an input too, so a removal counts.
+    newer = "".join(f' && {{ [ ! -e {dep} ] || [ "$k" -nt {dep} ]; }}' for dep in replay.DEPS[tool])
+    return SH_LAUNCHER.format(
+        replay_dir=replay.REPLAY_DIR,
+        tool=tool,
+        max_path=len(replay.REPLAY_DIR) + len(tool) + 2 + replay.MAX_NAME,
+        newer=newer,
+        python=PYTHON,
+        lib=HOST_LIB,
+    )
+
+
 def seed_gpus(upper: Path, gpu_model: str, count: int, seed: str) -> None:
     """Install the simulator package, its launchers and a fresh state for `count` GPUs of `gpu_model`."""
     lib = _mkdirs(upper, HOST_LIB) / "gpusim"
@@ -70,8 +113,16 @@ def seed_gpus(upper: Path, gpu_model: str, count: int, seed: str) -> None:
     for source in PACKAGE_DIR.glob("*.py"):
         shutil.copyfile(source, lib / source.name)
     for relative, (module, function) in LAUNCHERS.items():
+        tool = REPLAYED.get(relative)
+        if tool:
+            bin_dir = _mkdirs(upper, HOST_LIB + "/bin")
+            _atomic_write(bin_dir / tool, launcher(module, function), 0o755)
         directory = _mkdirs(upper, str(Path(relative).parent))
-        _atomic_write(directory / Path(relative).name, launcher(module, function), 0o755)
+        _atomic_write(
+            directory / Path(relative).name,
+            sh_launcher(tool) if tool else launcher(module, function),
+            0o755,
+        )
     state_dir = _mkdirs(upper, model.STATE_DIR.lstrip("/"))
     _atomic_write(state_dir / "state.json", model.dumps(model.new_state(gpu_model, count, seed)))
 

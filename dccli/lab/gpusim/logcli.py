@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from . import klog, model
+from . import klog, model, replay
 
 DMESG_LEVELS = {name: i for i, name in enumerate(klog.LEVELS)}
 DMESG_LEVELS["warning"] = 4
@@ -123,6 +123,7 @@ def parse_dmesg(argv: list[str]) -> dict:
 
 def main_dmesg(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    before = replay.snapshot("dmesg")
     try:
         opts = parse_dmesg(argv)
     except Unsupported:
@@ -132,7 +133,12 @@ def main_dmesg(argv: list[str] | None = None) -> int:
         records = [r for r in records if (r.priority & 7) in opts["levels"]]
     if opts["kernel_only"]:
         records = [r for r in records if r.priority >> 3 == 0]
-    return _write(klog.render_dmesg(records, boot_time, opts["fmt"], opts["decode"]))
+    text = klog.render_dmesg(records, boot_time, opts["fmt"], opts["decode"])
+    code = _write(text)
+    # Replayed until the host's simulated records or its boot change: real kernel records logged after
+    # this render show up at the next change (docs/lab.md).
+    replay.store("dmesg", argv, text, code, None, before)
+    return code
 
 
 def _since(value: str) -> float:

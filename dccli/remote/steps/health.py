@@ -1,9 +1,8 @@
 # Health probe step kinds (dccli health, dccli status). Runs in the helper's namespace (steps/__init__.py):
 # stdlib only, Python 3.6+. Raw sources only; dccli/health/probe.py parses them on the control node.
 # Cost matters (one session per host, many hosts): files are read directly; a process is spawned only for
-# tools that exist (nvidia-smi, dmesg when GPUs exist, chronyc, systemctl for required services).
-import glob as _glob
-import re as _re
+# tools that exist (nvidia-smi, dmesg when GPUs exist, chronyc, systemctl for required services); no module
+# beyond the core's is imported (re, glob and subprocess cost more start-up time than the whole probe).
 
 
 @handler("health_clock")
@@ -70,32 +69,112 @@ def _health_run_ids(pids):
     return out
 
 
-_SUPPORTED_CLOCKS = _re.compile(r"[ \t]*<supported_clocks>.*?</supported_clocks>\n?", _re.S)
+def _strip_elements(text, tag):
+    """text less every <tag>...</tag> element (and its line's indentation and newline)."""
+    start_tag, end_tag = "<%s>" % tag, "</%s>" % tag
+    out, pos = [], 0
+    while True:
+        i = text.find(start_tag, pos)
+        j = text.find(end_tag, i) if i >= 0 else -1
+        if j < 0:
+            out.append(text[pos:])
+            return "".join(out)
+        line_start = text.rfind("\n", pos, i) + 1
+        keep_to = line_start if not text[line_start:i].strip(" \t") else i
+        out.append(text[pos:keep_to])
+        pos = j + len(end_tag)
+        if text.startswith("\n", pos):
+            pos += 1
+
+
+def _xml_pids(text):
+    pids, pos = [], 0
+    while True:
+        i = text.find("<pid>", pos)
+        if i < 0:
+            return pids
+        j = text.find("</pid>", i)
+        if j < 0:
+            return pids
+        value = text[i + 5 : j].strip()
+        if value.isdigit():
+            pids.append(int(value))
+        pos = j
 
 
 def _health_start(argv):
+    """Start argv with stdout and stderr piped: (pid, {fd: chunks}) or None. fork/exec by hand, as the
+    simulator does: `import subprocess` would cost more than the rest of this probe."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
     try:
-        return subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+        pid = os.fork()
     except OSError:
+        for fd in (out_r, out_w, err_r, err_w):
+            os.close(fd)
         return None
+    if pid == 0:
+        try:
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            os.execv(argv[0], argv)
+        finally:
+            os._exit(127)
+    os.close(out_w)
+    os.close(err_w)
+    return pid, {out_r: [], err_r: []}
 
 
-def _health_finish(proc, timeout):
-    if proc is None:
-        return {"rc": 127, "stdout": "", "stderr": "not found"}
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        return {"rc": None, "stdout": "", "stderr": "timed out after %ss" % timeout}
-    return {
-        "rc": proc.returncode,
-        "stdout": out.decode("utf-8", "replace"),
-        "stderr": err.decode("utf-8", "replace"),
-    }
+def _health_finish(procs, timeout):
+    """Read every started process to EOF (all at once: they run side by side), then reap each.
+    procs: {name: _health_start(...) or None} -> {name: {"rc", "stdout", "stderr"}}."""
+    import select
+
+    deadline = time.time() + timeout
+    fds = {}
+    for started in procs.values():
+        if started is not None:
+            fds.update(started[1])
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    open_fds = set(fds)
+    while open_fds:
+        left = deadline - time.time()
+        if left <= 0:
+            break
+        for fd, _ in poller.poll(int(left * 1000) + 1):
+            chunk = os.read(fd, 65536)
+            if chunk:
+                fds[fd].append(chunk)
+            else:
+                poller.unregister(fd)
+                open_fds.discard(fd)
+    out = {}
+    for name, started in procs.items():
+        if started is None:
+            out[name] = {"rc": 127, "stdout": "", "stderr": "not found"}
+            continue
+        pid, pipes = started
+        timed_out = any(fd in open_fds for fd in pipes)
+        if timed_out:
+            os.kill(pid, 9)  # not reaped yet, so it cannot be gone
+        _, status = os.waitpid(pid, 0)
+        rc = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+        out_fd, err_fd = list(pipes)
+        for fd in pipes:
+            os.close(fd)
+        if timed_out:
+            out[name] = {"rc": None, "stdout": "", "stderr": "timed out after %ss" % timeout}
+        else:
+            out[name] = {
+                "rc": 127 if rc == 127 and not pipes[out_fd] else rc,
+                "stdout": b"".join(pipes[out_fd]).decode("utf-8", "replace"),
+                "stderr": b"".join(pipes[err_fd]).decode("utf-8", "replace"),
+            }
+    return out
 
 
 @handler("health")
@@ -127,25 +206,29 @@ def h_health(args):
     # scan /proc while they run.
     smi = which("nvidia-smi") if args.get("gpu", True) else None
     want_log = args.get("kernel_log", True) and (smi or os.path.isdir("/proc/driver/nvidia"))
-    smi_proc = _health_start([smi, "-q", "-x"]) if smi else None
-    log_proc = _health_start(["dmesg", "--time-format", "iso"]) if want_log else None
+    dmesg = which("dmesg") if want_log else None
+    procs = {}
+    if smi:
+        procs["smi"] = _health_start([smi, "-q", "-x"])
+    if want_log:
+        procs["log"] = _health_start([dmesg, "--time-format", "iso"]) if dmesg else None
     zombies, names = _health_procs()
     data["defunct"] = zombies
-    if smi_proc is not None:
-        data["smi"] = _health_finish(smi_proc, 60)
+    done = _health_finish(procs, 60) if procs else {}
+    if smi:
+        data["smi"] = done["smi"]
         # <supported_clocks> is half of -q -x (every memory/graphics clock pair) and no check reads it.
-        data["smi"]["stdout"] = _SUPPORTED_CLOCKS.sub("", data["smi"]["stdout"])
-        pids = [int(p) for p in _re.findall(r"<pid>\s*(\d+)\s*</pid>", data["smi"]["stdout"])]
-        data["run_ids"] = _health_run_ids(pids)
+        data["smi"]["stdout"] = _strip_elements(data["smi"]["stdout"], "supported_clocks")
+        data["run_ids"] = _health_run_ids(_xml_pids(data["smi"]["stdout"]))
         if args.get("nvlink") and data["smi"]["rc"] == 0:
             data["nvlink"] = run([smi, "nvlink", "-s"], timeout=30)
     if want_log:
-        dmesg = _health_finish(log_proc, 30) if log_proc is not None else {"rc": 127}
-        if dmesg["rc"] != 0:  # busybox / old util-linux: raw timestamps, placed with /proc/stat btime
-            dmesg = run(["dmesg"], timeout=30)
-        if dmesg["rc"] != 0 and which("journalctl"):
-            dmesg = run(["journalctl", "-k", "-b", "-o", "short-iso", "--no-pager"], timeout=30)
-        data["kernel_log"] = dmesg
+        log = done["log"]
+        if log["rc"] != 0:  # busybox / old util-linux: raw timestamps, placed with /proc/stat btime
+            log = run(["dmesg"], timeout=30)
+        if log["rc"] != 0 and which("journalctl"):
+            log = run(["journalctl", "-k", "-b", "-o", "short-iso", "--no-pager"], timeout=30)
+        data["kernel_log"] = log
     if which("chronyc"):
         data["chrony"] = run(["chronyc", "-n", "tracking"], timeout=10)
     systemd = os.path.isdir("/run/systemd/system")
@@ -164,12 +247,14 @@ def h_health(args):
                 data["services"][name] = name in have or name.rsplit(".service", 1)[0] in have
     ib = "/sys/class/infiniband"
     if os.path.isdir(ib):
-        for base in sorted(_glob.glob(ib + "/*/ports/*")):
-            parts = base.split("/")
-            data["infiniband"]["%s/%s" % (parts[-3], parts[-1])] = {
-                k: (read_text(os.path.join(base, k)) or "").strip()
-                for k in ("state", "phys_state", "rate", "link_layer")
-            }
+        for dev in sorted(os.listdir(ib)):
+            ports = os.path.join(ib, dev, "ports")
+            for port in sorted(os.listdir(ports)) if os.path.isdir(ports) else []:
+                base = os.path.join(ports, port)
+                data["infiniband"]["%s/%s" % (dev, port)] = {
+                    k: (read_text(os.path.join(base, k)) or "").strip()
+                    for k in ("state", "phys_state", "rate", "link_layer")
+                }
     elif which("ibstat"):
         data["ibstat"] = run(["ibstat"], timeout=30)
     return data

@@ -1,6 +1,5 @@
 # Step kinds of `dccli train` (runs in the helper's namespace: handler, run, which come from helper.py).
 import errno as _errno
-import socket as _socket
 
 
 @handler("train_prepare")
@@ -24,6 +23,8 @@ def h_train_prepare(args):
             ) from None
         raise
     os.mkdir(os.path.join(args["dir"], "done"), 0o700)
+    import socket as _socket  # here, not at the top: every helper session would pay for its import
+
     for port in args.get("ports") or []:
         sock = _socket.socket(_socket.AF_INET6 if ":" in args["route_to"] else _socket.AF_INET)
         try:
