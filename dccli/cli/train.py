@@ -35,7 +35,13 @@ def launch_cmd(
     python: str = typer.Option(
         "python3", "--python", help="Interpreter on the nodes (torchrun = PYTHON -m torch.distributed.run)."
     ),
-    max_restarts: int = typer.Option(0, "--max-restarts", min=0, help="torchrun's worker-group restarts."),
+    max_restarts: int = typer.Option(
+        0,
+        "--max-restarts",
+        min=0,
+        max=100,
+        help="When a worker fails, restart the whole run (every node, a new attempt) up to N times.",
+    ),
     sync: Path | None = typer.Option(
         None, "--sync", help="Push this directory (changed files only) to every node first."
     ),
@@ -166,7 +172,7 @@ def logs_cmd(
     with make_pool(inv, timeout) as pool:
         try:
             for line in fl.follow(
-                run, pool, inv, attempt=attempt, live=follow, flt=flt, tail=tail, warn=out.warn
+                run, pool, inv, attempt=attempt, live=follow, flt=flt, tail=tail, warn=out.warn, note=out.err
             ):
                 printer(line)
         finally:
@@ -313,7 +319,7 @@ def _follow_to_end(out, run, pool, inv) -> None:
 
     printer = LogPrinter(out)
     try:
-        for line in fl.follow(run, pool, inv, live=True, warn=out.warn):
+        for line in fl.follow(run, pool, inv, live=True, warn=out.warn, note=out.err):
             printer(line)
     except KeyboardInterrupt:
         out.stdout.flush()

@@ -82,6 +82,8 @@ def run_details(r) -> list[str]:
     if a is None:
         return lines
     lines += [f"attempt:    {a.number} of {len(r.attempts)}  rendezvous {a.rdzv_id} at {a.rdzv_endpoint}"]
+    if r.spec.max_restarts or r.restarts:
+        lines.append(f"restarts:   {r.restarts} of {r.spec.max_restarts} (--max-restarts)")
     if a.failure:
         lines.append(f"failed:     {a.failure.host} at {_when(a.failure.at)}: {a.failure.reason}")
     if a.warning:
@@ -100,7 +102,27 @@ def run_details(r) -> list[str]:
                 f"{n.dir}/node.log",
             ]
         )
-    return [*lines, "", *columns(rows)]
+    out = [*lines, "", *columns(rows)]
+    if len(r.attempts) > 1:
+        out += ["", *columns(attempt_table(r.attempts))]
+    return out
+
+
+def attempt_table(attempts) -> list[list[str]]:
+    """Every attempt of a run: why it started (launch, restart, resume), how it ended, and on what."""
+    rows = [["ATTEMPT", "STARTED BY", "STATE", "STARTED", "DURATION", "FAILURE"]]
+    for a in attempts:
+        rows.append(
+            [
+                str(a.number),
+                a.trigger,
+                a.state,
+                _when(a.started_at),
+                _dur(a.ended_at - a.started_at if a.ended_at else None),
+                f"{a.failure.host}: {a.failure.reason}" if a.failure else "-",
+            ]
+        )
+    return rows
 
 
 def summary_line(r: Any) -> str:
@@ -110,4 +132,6 @@ def summary_line(r: Any) -> str:
         text += f" (first failure: {a.failure.host}: {a.failure.reason})"
     if r.duration_s is not None:
         text += f" after {_dur(r.duration_s)}"
+    if r.restarts:
+        text += f" ({r.restarts} restart{'s' if r.restarts != 1 else ''} of {r.spec.max_restarts})"
     return text

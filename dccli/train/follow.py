@@ -4,7 +4,8 @@ One SSH channel per node streams its node.log and every rank-<r>.log, each from 
 (supervisor.py follow). A channel that drops (connection lost, remote reader killed) is reopened at the
 offsets of the last whole lines received, so nothing is lost or shown twice. In follow mode the generator
 ends once the run is over in the state DB and every node has delivered its last bytes (a node silent for
-DRAIN_S seconds, frozen or unreachable, is left out).
+DRAIN_S seconds, frozen or unreachable, is left out); when a restart starts a new attempt, the
+follow drains the old one the same way and goes on with the new one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from dccli.train import node, plan, store
-from dccli.train.model import TERMINAL, RunRecord
+from dccli.train.model import RESTART, TERMINAL, RunRecord
 
 DRAIN_S = 10.0
 ONCE_TRIES = 3  # without -f, a node that cannot be read is reported after this many tries
@@ -119,10 +120,15 @@ def follow(
     live: bool = True,
     flt: LogFilter = LogFilter(),
     tail: int | None = None,
-    state_poll=None,
+    state_poll: Callable[[str], tuple[str | None, int | None]] | None = None,
     warn: Callable[[str], None] | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> Iterator[LogLine]:
-    """Lines of the run's attempt (default: the latest), merged as they arrive."""
+    """Lines of the run's attempt (default: the latest), merged as they arrive.
+
+    Following the latest attempt (live, no `attempt`) goes on into the attempts a restart starts
+    (--max-restarts), each from its first line, with a `note` between them; an explicit attempt is
+    followed to its own end only. state_poll(run_id) -> (run state, newest attempt number)."""
     att = run.latest if attempt is None else next((a for a in run.attempts if a.number == attempt), None)
     if att is None:
         from dccli.errors import UsageError
@@ -142,7 +148,33 @@ def follow(
             yield from (lines if tail is None else tail_each(lines, tail))
         if not live:
             return
-    yield from _live(run, pool, hosts, att.nodes[0].dir, offsets, flt, state_poll or _db_state, warn)
+    poll = state_poll or _db_progress
+    while True:
+        yield from _live(run, pool, hosts, att.nodes[0].dir, offsets, flt, poll, att.number, warn)
+        if attempt is not None:
+            return
+        with store.opened() as db:
+            now = store.get(db, run.id)
+        nxt = next((a for a in now.attempts if a.number > att.number), None)
+        if nxt is None:
+            return  # the run is over
+        if note is not None:
+            note(restart_note(now, att.number, nxt.number))
+        att = nxt
+        nodes = [n for n in att.nodes if flt.hosts is None or n.host in flt.hosts]
+        hosts = [inv.host(n.host) for n in nodes]
+        offsets = {n.host: {} for n in nodes}
+
+
+def restart_note(run: RunRecord, ended: int, started: int) -> str:
+    """`run tr-..: attempt 0 FAILED (node02: torchrun exited 3); restart 1 of 2: attempt 1`."""
+    old = next((a for a in run.attempts if a.number == ended), None)
+    new = next((a for a in run.attempts if a.number == started), None)
+    why = f" ({old.failure.host}: {old.failure.reason})" if old is not None and old.failure else ""
+    head = f"run {run.id}: attempt {ended} {old.state if old else 'ended'}{why}"
+    if new is not None and new.trigger == RESTART:
+        return f"{head}; restart {run.restart_index(started)} of {run.spec.max_restarts}: attempt {started}"
+    return f"{head}; attempt {started}"
 
 
 def tail_each(lines: list[LogLine], n: int) -> list[LogLine]:
@@ -158,9 +190,9 @@ def tail_each(lines: list[LogLine], n: int) -> list[LogLine]:
     ]
 
 
-def _db_state(run_id: str) -> str | None:
+def _db_progress(run_id: str) -> tuple[str | None, int | None]:
     with store.opened() as db:
-        return store.state_of(db, run_id)
+        return store.state_of(db, run_id), store.latest_attempt(db, run_id)
 
 
 def _read_all(
@@ -190,9 +222,11 @@ def _live(
     d: str,
     offsets: dict[str, dict[str, int]],
     flt: LogFilter,
-    state_of,
+    state_of: Callable[[str], tuple[str | None, int | None]],
+    number: int,
     warn=None,
 ) -> Iterator[LogLine]:
+    """Lines of attempt `number` until it is over: the run ended, or a newer attempt (a restart) began."""
     q: queue.Queue = queue.Queue()
     readers = [NodeReader(pool, h, run.spec.python, run.id, d, offsets[h.name], False, q) for h in hosts]
     for r in readers:
@@ -214,7 +248,8 @@ def _live(
             now = time.monotonic()
             if not ended and now >= next_poll:
                 next_poll = now + POLL_S
-                ended = state_of(run.id) in TERMINAL
+                state, latest = state_of(run.id)
+                ended = state in TERMINAL or (latest is not None and latest > number)
             if not ended:
                 continue
             # Over: wait for every node's last bytes, but not for a node that has gone silent (frozen,

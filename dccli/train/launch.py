@@ -23,10 +23,12 @@ from dccli.train import node, plan, store
 from dccli.train.model import (
     ACTIVE,
     FAILED,
+    LAUNCH,
     PENDING,
+    RESTART,
+    RESUME,
     RUNNING,
     STARTING,
-    TERMINAL,
     AttemptRecord,
     Failure,
     NodeRecord,
@@ -71,8 +73,11 @@ def launch(
         store.event(db, run_id, f"launched: {spec.command} on {','.join(spec.hosts)}")
     progress(
         f"run {run_id}{f' ({name})' if name else ''}: {len(hosts)} nodes x {spec.nproc_per_node} processes"
+        + (f", up to {spec.max_restarts} restarts" if spec.max_restarts else "")
     )
-    start_attempt(run_id, spec, 0, hosts, envs, pool, forks=forks, progress=progress)
+    with store.opened() as db:
+        store.set_state(db, run_id, STARTING, only_from=(PENDING,), touch_attempt=False)
+    start_attempt(run_id, spec, 0, hosts, envs, pool, forks=forks, progress=progress, trigger=LAUNCH)
     with store.opened() as db:
         return store.get(db, run_id)
 
@@ -99,10 +104,33 @@ def resume(
     with store.opened() as db:
         store.reopen(db, run.id, PENDING)
         store.event(db, run.id, f"resumed: attempt {number}")
+        store.set_state(db, run.id, STARTING, only_from=(PENDING,), touch_attempt=False)
     progress(f"run {run.id}: attempt {number} (DCCLI_RESTART_COUNT={number})")
-    start_attempt(run.id, run.spec, number, hosts, envs, pool, forks=forks, progress=progress)
+    start_attempt(run.id, run.spec, number, hosts, envs, pool, forks=forks, progress=progress, trigger=RESUME)
     with store.opened() as db:
         return store.get(db, run.id)
+
+
+def restart(inv, run: RunRecord, pool, *, forks: int = 64, progress: Progress = lambda _m: None) -> bool:
+    """The watcher's restart after a worker failed: the next attempt on the same hosts, every node anew
+    (new rendezvous, port and directory), the run already moved to STARTING by the watcher. It keeps
+    the previous attempt's whole environment (only DCCLI_ATTEMPT/DCCLI_RESTART_COUNT change): the
+    inventory is not read again, unlike `resume`, which is an operator's new start. True if the new
+    attempt runs; False if a `train stop` came in meanwhile (the caller tears the new attempt down)."""
+    assert run.latest is not None
+    hosts = [inv.host(h) for h in run.spec.hosts]
+    return start_attempt(
+        run.id,
+        run.spec,
+        run.latest.number + 1,
+        hosts,
+        {h.name: {} for h in hosts},
+        pool,
+        forks=forks,
+        progress=progress,
+        trigger=RESTART,
+        watcher=False,
+    )
 
 
 def start_attempt(
@@ -115,12 +143,15 @@ def start_attempt(
     *,
     forks: int,
     progress: Progress,
-) -> None:
+    trigger: str,
+    watcher: bool = True,
+) -> bool:
+    """Attempt `number` of a run already moved to STARTING; True if it is RUNNING at the end. watcher:
+    spawn the run's watcher (a restart is started by the watcher itself, which goes on watching)."""
     from dccli.remote.session import Step, run_steps
 
     first = hosts[0]
     with store.opened() as db:
-        store.set_state(db, run_id, STARTING, only_from=(PENDING, *TERMINAL))
         ports = plan.port_candidates(store.active_ports(db), secrets.randbelow(len(plan.PORT_RANGE)))[:64]
     d = plan.attempt_dir(run_id, number)
     sync_root = Path(spec.sync).resolve() if spec.sync else None
@@ -154,7 +185,19 @@ def start_attempt(
     prepared = fan_out(hosts, prepare, forks=forks)
     bad = [o for o in prepared.outcomes if not o.ok]
     if bad:
-        _abort(run_id, spec, number, hosts, {}, pool, bad[0].host, bad[0].error or bad[0].status, first, None)
+        _abort(
+            run_id,
+            spec,
+            number,
+            hosts,
+            {},
+            pool,
+            bad[0].host,
+            bad[0].error or bad[0].status,
+            first,
+            None,
+            trigger=trigger,
+        )
     infos = {o.host: o.value for o in prepared.outcomes}
     port = infos[first.name].get("port")
     if port is None:
@@ -170,6 +213,7 @@ def start_attempt(
             f"{first.address}",
             first,
             None,
+            trigger=trigger,
         )
     ifnames = {h: plan.parse_ifname(i.get("route") or "") for h, i in infos.items()}
     for h, info in infos.items():
@@ -185,7 +229,9 @@ def start_attempt(
         rdzv=rdzv,
         port=port,
         addresses=addresses,
-        ifnames=ifnames,
+        # a restart inherits the socket interface with the rest of the previous attempt's environment
+        # (it may be the user's own GLOO_SOCKET_IFNAME, which a derived one must not replace)
+        ifnames={} if trigger == RESTART else ifnames,
         envs=envs,
     )
     attempt = AttemptRecord(
@@ -196,6 +242,7 @@ def start_attempt(
         STARTING,
         time.time(),
         tuple(NodeRecord(p.host, p.address, p.node_rank, p.dir, ifnames.get(p.host)) for p in plans),
+        trigger=trigger,
     )
     with store.opened() as db:
         store.put_attempt(db, run_id, attempt)
@@ -239,13 +286,16 @@ def start_attempt(
             bad[0].error or bad[0].status,
             first,
             rdzv,
+            trigger=trigger,
         )
     with store.opened() as db:
-        store.set_state(db, run_id, RUNNING, only_from=(STARTING,))
-        store.set_watcher(db, run_id, spawn_watcher(run_id))
+        running = store.set_state(db, run_id, RUNNING, only_from=(STARTING,))
+        if watcher:
+            store.set_watcher(db, run_id, spawn_watcher(run_id))
+    return running
 
 
-def _abort(run_id, spec, number, hosts, statuses, pool, host, reason, first, rdzv) -> None:
+def _abort(run_id, spec, number, hosts, statuses, pool, host, reason, first, rdzv, *, trigger: str) -> None:
     """A node could not be prepared or started: stop what did start, record FAILED, raise."""
     from dccli.train.stop import stop_nodes
 
@@ -269,6 +319,7 @@ def _abort(run_id, spec, number, hosts, statuses, pool, host, reason, first, rdz
                         NodeRecord(h.name, h.address, i, plan.attempt_dir(run_id, number))
                         for i, h in enumerate(hosts)
                     ),
+                    trigger=trigger,
                 ),
             )
         store.set_state(
@@ -320,4 +371,4 @@ def ensure_watcher(run: RunRecord) -> bool:
     return True
 
 
-__all__ = ["LaunchError", "ensure_watcher", "launch", "resume", "spawn_watcher"]
+__all__ = ["LaunchError", "ensure_watcher", "launch", "restart", "resume", "spawn_watcher"]

@@ -13,6 +13,10 @@ TERMINAL = (SUCCEEDED, FAILED, CANCELLED, NODE_FAIL)
 # Where a run lives on each node: <NODE_ROOT>/<run id>/supervisor.py and one directory per attempt.
 NODE_ROOT = "/var/tmp/dccli-train"
 
+# Why an attempt was started: by `launch`, by `resume`, or by the watcher restarting the run after a
+# worker failed (--max-restarts). Only "restart" attempts spend the --max-restarts budget.
+LAUNCH, RESUME, RESTART = "launch", "resume", "restart"
+
 
 def exit_code_for(state: str) -> int:
     """The exit status of `train launch` (following) and `train logs -f`: the run's result."""
@@ -149,6 +153,7 @@ class AttemptRecord:
     ended_at: float | None = None
     failure: Failure | None = None
     warning: str | None = None
+    trigger: str = LAUNCH  # LAUNCH | RESUME | RESTART
 
     def node(self, host: str) -> NodeRecord:
         for n in self.nodes:
@@ -164,7 +169,7 @@ class AttemptRecord:
             "attempt": self.number, "rdzv_id": self.rdzv_id, "rdzv_host": self.rdzv_host,
             "rdzv_endpoint": self.rdzv_endpoint, "state": self.state, "started_at": self.started_at,
             "ended_at": self.ended_at, "failure": self.failure.to_dict() if self.failure else None,
-            "warning": self.warning, "nodes": [n.to_dict() for n in self.nodes],
+            "warning": self.warning, "trigger": self.trigger, "nodes": [n.to_dict() for n in self.nodes],
         }  # fmt: skip
 
     @classmethod
@@ -181,6 +186,8 @@ class AttemptRecord:
             d.get("ended_at"),
             Failure(**f) if f else None,
             d.get("warning"),
+            # records written before restarts existed: attempt 0 was the launch, later ones resumes
+            d.get("trigger") or (LAUNCH if int(d["attempt"]) == 0 else RESUME),
         )
 
 
@@ -202,11 +209,42 @@ class RunRecord:
         return self.attempts[-1] if self.attempts else None
 
     @property
+    def chain(self) -> tuple[AttemptRecord, ...]:
+        """The attempts since the latest launch or resume: that one and the restarts that followed it."""
+        start = 0
+        for i, a in enumerate(self.attempts):
+            if a.trigger != RESTART:
+                start = i
+        return self.attempts[start:]
+
+    @property
+    def restarts(self) -> int:
+        """Restarts spent from this launch's (or resume's) --max-restarts budget."""
+        return sum(1 for a in self.chain if a.trigger == RESTART)
+
+    def restart_index(self, number: int) -> int:
+        """Which restart attempt `number` is since its launch or resume (1 for the first), 0 for none."""
+        index = 0
+        for a in self.attempts:
+            if a.number > number:
+                break
+            index = index + 1 if a.trigger == RESTART else 0
+        return index
+
+    @property
+    def restarts_left(self) -> int:
+        return max(0, self.spec.max_restarts - self.restarts)
+
+    @property
     def duration_s(self) -> float | None:
+        """From the start of the latest launch or resume (its restarts included) to the end."""
         a = self.latest
         if a is None:
             return None
-        return (a.ended_at or self.ended_at or 0) - a.started_at if (a.ended_at or self.ended_at) else None
+        first = self.chain[0]
+        return (
+            (a.ended_at or self.ended_at or 0) - first.started_at if (a.ended_at or self.ended_at) else None
+        )
 
     @property
     def exit_code(self) -> int | None:
@@ -225,6 +263,8 @@ class RunRecord:
             "command": self.spec.command,
             "spec": self.spec.to_dict(),
             "first_failure": a.failure.to_dict() if a and a.failure else None,
+            "restarts": self.restarts,
+            "max_restarts": self.spec.max_restarts,
             "warning": a.warning if a else None,
             "attempts": [x.to_dict() for x in self.attempts],
         }

@@ -28,6 +28,7 @@ RESERVED_ENV = (
     "DCCLI_NNODES",
     "DCCLI_NODES",
     "DCCLI_RESTART_COUNT",
+    "DCCLI_MAX_RESTARTS",
     "DCCLI_ATTEMPT",
     "RANK",
     "LOCAL_RANK",
@@ -135,6 +136,7 @@ def node_env(
     node_rank: int,
     hosts: Sequence[str],
     ifname: str | None,
+    max_restarts: int = 0,
 ) -> dict[str, str]:
     env = dict(base)
     env.update({
@@ -142,6 +144,7 @@ def node_env(
         "DCCLI_RUN_ID": run_id,
         "DCCLI_ATTEMPT": str(attempt),
         "DCCLI_RESTART_COUNT": str(attempt),
+        "DCCLI_MAX_RESTARTS": str(max_restarts),
         "DCCLI_NODE_RANK": str(node_rank),
         "DCCLI_NNODES": str(len(hosts)),
         "DCCLI_NODES": ",".join(hosts),
@@ -189,7 +192,11 @@ def torchrun_argv(
         # to themselves) torchrun would otherwise try to host it on several nodes at once.
         f"--rdzv-conf=is_host={'true' if is_host else 'false'},join_timeout=120",
         f"--local-addr={address}",
-        f"--max-restarts={spec.max_restarts}",
+        # dccli restarts the whole run itself (docs/train.md, "Restarts"): torchrun's own in-place
+        # restarts reuse the agent's TCPStore across rounds, so restarted workers meet the previous
+        # round's keys (stale gloo addresses) and fail or hang in init_process_group, and each node
+        # counts its restarts differently. A failing worker must end its torchrun, so the watcher sees it.
+        "--max-restarts=0",
         f"--log-dir={d}/torchrun",  # torchrun's error files; the ranks' output goes to DIR/rank-<r>.log
         supervisor_path(run_id), "rank", d, "--",
         spec.script, *spec.args,
@@ -228,6 +235,7 @@ def plan_attempt(
             node_rank=rank,
             hosts=spec.hosts,
             ifname=ifnames.get(host),
+            max_restarts=spec.max_restarts,
         )
         plans.append(
             NodePlan(host, addresses[host], rank, rank == 0, attempt_dir(run_id, attempt), tuple(argv), env)

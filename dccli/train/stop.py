@@ -65,11 +65,14 @@ def stop_nodes(
 
 def stop_run(inv, run: RunRecord, pool, *, grace: float, forks: int = 64) -> GroupOutcome[NodeStop]:
     """Stop every node of the run's latest attempt; the run ends CANCELLED (if it was still active)."""
-    att = run.latest
-    assert att is not None
     with store.opened() as db:
         was_active = store.set_state(db, run.id, STOPPING, only_from=ACTIVE)
         store.event(db, run.id, f"stop requested (grace {grace:g}s)")
+        # Read again: the watcher may have started a newer attempt (a restart) since `run` was read.
+        # Once STOPPING is recorded it starts none, and tears down one it was starting itself.
+        run = store.get(db, run.id)
+    att = run.latest
+    assert att is not None
     hosts = [inv.host(n.host) for n in att.nodes if n.host in inv]
     group = stop_nodes(pool, hosts, run.spec.python, run.id, att.nodes[0].dir, grace=grace, forks=forks)
     results = {o.host: o for o in group.outcomes}

@@ -86,8 +86,12 @@ def set_state(
     *,
     only_from: tuple[str, ...] = ACTIVE,
     attempt_change: Callable[[AttemptRecord], AttemptRecord] | None = None,
+    touch_attempt: bool = True,
 ) -> bool:
-    """Move the run (and its latest attempt) to `state` if it is currently in `only_from`; True if it moved."""
+    """Move the run (and its latest attempt) to `state` if it is currently in `only_from`; True if it moved.
+
+    touch_attempt=False moves the run only: a run about to start its next attempt must not rewrite
+    how the previous attempt ended."""
     with _tx(conn):
         row = conn.execute("SELECT state FROM train_runs WHERE id=?", (run_id,)).fetchone()
         if row is None or row["state"] not in only_from:
@@ -97,7 +101,7 @@ def set_state(
         arow = conn.execute(
             "SELECT number, data FROM train_attempts WHERE run_id=? ORDER BY number DESC LIMIT 1", (run_id,)
         ).fetchone()
-        if arow is not None:
+        if arow is not None and touch_attempt:
             from dataclasses import replace
 
             att = AttemptRecord.from_dict(json.loads(arow["data"]))
@@ -130,6 +134,12 @@ def event(conn: sqlite3.Connection, run_id: str, message: str) -> None:
 def state_of(conn: sqlite3.Connection, run_id: str) -> str | None:
     row = conn.execute("SELECT state FROM train_runs WHERE id=?", (run_id,)).fetchone()
     return None if row is None else row["state"]
+
+
+def latest_attempt(conn: sqlite3.Connection, run_id: str) -> int | None:
+    """The number of the run's newest attempt (a restart adds one while the run goes on)."""
+    row = conn.execute("SELECT MAX(number) AS n FROM train_attempts WHERE run_id=?", (run_id,)).fetchone()
+    return None if row is None else row["n"]
 
 
 def _record(conn: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:

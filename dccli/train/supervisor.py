@@ -28,6 +28,15 @@ def write_json(path, data):
     os.rename(tmp, path)
 
 
+def write_private_json(path, data):
+    """write_json for files holding secrets (env.json): 0600 from the moment the file exists."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True)
+    os.rename(tmp, path)
+
+
 def read_json(path):
     try:
         with open(path) as handle:
@@ -136,10 +145,16 @@ def supervise(d):
     os.dup2(log, 1)
     os.dup2(log, 2)
     spec = read_json(os.path.join(d, "spec.json"))
+    run_env = read_json(os.path.join(d, "env.json")) or {}
+    if spec.get("inherit_env"):
+        # A resumed or restarted run keeps its --env values, which only ever lived on the nodes. The
+        # merged result becomes this attempt's env.json, so the next attempt inherits all of it.
+        merged = read_json(spec["inherit_env"]) or {}
+        merged.update(run_env)
+        run_env = merged
+        write_private_json(os.path.join(d, "env.json"), run_env)
     env = dict(os.environ)
-    if spec.get("inherit_env"):  # a resumed run keeps its --env values, which only ever lived here
-        env.update(read_json(spec["inherit_env"]) or {})
-    env.update(read_json(os.path.join(d, "env.json")) or {})
+    env.update(run_env)
     status_path = os.path.join(d, "status.json")
     base = {"supervisor_pid": os.getpid(), "started_at": time.time(), "dir": d}
     try:
@@ -208,6 +223,15 @@ def cmd_rank(d, argv):
     # The rank's stdout and stderr go straight to its own file: nothing in between can drop a line
     # (torchrun's --tee tailer loses a rank's last lines when it exits), and C-level output lands too.
     rank = os.environ.get("RANK", "x")
+    # dccli, not torchrun, restarts a run (torchrun gets --max-restarts=0, so its count is always 0):
+    # scripts written for torchrun read TORCHELASTIC_RESTART_COUNT, so it carries dccli's count, the
+    # same on every node.
+    for ours, theirs in (
+        ("DCCLI_RESTART_COUNT", "TORCHELASTIC_RESTART_COUNT"),
+        ("DCCLI_MAX_RESTARTS", "TORCHELASTIC_MAX_RESTARTS"),
+    ):
+        if ours in os.environ:
+            os.environ[theirs] = os.environ[ours]
     fd = os.open(os.path.join(d, "rank-%s.log" % rank), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sys.stdout.flush()
     sys.stderr.flush()
