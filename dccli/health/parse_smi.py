@@ -50,10 +50,18 @@ def _sum(values: Iterable[int | None]) -> int | None:
 # ---- XML (-q -x) ----------------------------------------------------------------------------------------
 
 
+def _find(el: ET.Element | None, path: str) -> ET.Element | None:
+    """el.find(path) for a plain a/b/c path, one child tag at a time: Element.find takes its C fast path for
+    a bare tag, while a path with "/" goes through ElementPath in Python (most of parse_xml's time)."""
+    for tag in path.split("/"):
+        if el is None:
+            return None
+        el = el.find(tag)
+    return el
+
+
 def _t(el: ET.Element | None, path: str) -> str | None:
-    if el is None:
-        return None
-    found = el.find(path)
+    found = _find(el, path)
     if found is None or found.text is None:
         return None
     return found.text.strip()
@@ -95,14 +103,14 @@ def _reasons_xml(gpu: ET.Element) -> tuple[str, ...]:
 
 
 def _gpu_xml(index: int, gpu: ET.Element) -> Gpu:
-    vol_sbe, vol_dbe = _ecc_xml(gpu.find("ecc_errors/volatile"))
-    agg_sbe, agg_dbe = _ecc_xml(gpu.find("ecc_errors/aggregate"))
+    vol_sbe, vol_dbe = _ecc_xml(_find(gpu, "ecc_errors/volatile"))
+    agg_sbe, agg_dbe = _ecc_xml(_find(gpu, "ecc_errors/aggregate"))
     procs = []
     for p in gpu.findall("processes/process_info"):
         pid = integer(_t(p, "pid"))
         if pid is not None:
             procs.append(GpuProcess(pid, _t(p, "process_name") or "", number(_t(p, "used_memory"))))
-    link = gpu.find("pci/pci_gpu_link_info")
+    link = _find(gpu, "pci/pci_gpu_link_info")
     pending = _t(gpu, "retired_pages/pending_retirement") or _t(gpu, "retired_pages/pending_blacklist")
     return Gpu(
         index=index,  # position in the report: minor numbers need not be dense

@@ -133,7 +133,9 @@ class Session:
             if event.get("ev") == "result" and event.get("id") == self._seq:
                 if not event.get("ok"):
                     return {"failed": True, "changed": False, "msg": event.get("error")}
-                return event.get("data") or {}
+                from dccli.remote.session import event_data
+
+                return event_data(event) or {}
 
     def close(self) -> None:
         with contextlib.suppress(TransportError):

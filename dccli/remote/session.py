@@ -6,6 +6,7 @@ stream; nothing is installed on the host and nothing sensitive appears in argv.
 
 from __future__ import annotations
 
+import binascii
 import json
 import zlib
 from collections.abc import Callable, Iterable
@@ -35,6 +36,13 @@ class StepResult:
     data: Any = None
     error: str | None = None
     duration_s: float = 0.0
+
+
+def event_data(event: dict[str, Any]) -> Any:
+    """A result event's data; big ones come zlib-compressed in "data_z" (helper.py emit)."""
+    if "data_z" in event:
+        return json.loads(zlib.decompress(binascii.a2b_base64(event["data_z"])))
+    return event.get("data")
 
 
 @lru_cache(maxsize=8)
@@ -95,7 +103,7 @@ def run_steps(conn, steps: Iterable[Step], *, timeout: float | None = 300,
             except ValueError:
                 continue  # noise from a login script: not ours
             if event.get("ev") == "result":
-                res = StepResult(str(event.get("id")), bool(event.get("ok")), event.get("data"),
+                res = StepResult(str(event.get("id")), bool(event.get("ok")), event_data(event),
                                  event.get("error"), float(event.get("duration_s") or 0.0))
                 results.append(res)
                 if on_result:

@@ -34,7 +34,7 @@ def pb_main():
         line = sys.stdin.readline()
         if not line:
             return
-        job = json.loads(line)
+        job = loads(line) or {}
         if job.get("kind") == "end":
             emit(ev="end")
             return
