@@ -54,3 +54,34 @@ def test_step_files_extend_the_helper():
     results = run_steps(LocalConnection(), [Step("s", "stat", {"paths": ["/", "/nonexistent"]})])
     assert results[0].ok and results[0].data["/nonexistent"] is None
     assert results[0].data["/"]["mode"] & 0o040000
+
+
+def test_helper_start_imports_no_json_re_or_subprocess(tmp_path):
+    """What every host pays at each session start: the core must not import json (re, enum) or subprocess
+    (signal, threading); the steps that need them import them on first use."""
+    import subprocess
+
+    probe = helper_source().decode().replace("\nmain()\n", "\nprint(sorted(m for m in ('json', 're', "
+                                             "'enum', 'subprocess', 'threading') if m in sys.modules))\n")
+    out = subprocess.run(["python3", "-I", "-S", "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_big_results_travel_compressed_and_arrive_whole(tmp_path):
+    import json
+    import subprocess
+
+    big = tmp_path / "big.txt"
+    text = "".join(f"line {i} \u00e9\t\"quoted\"\\ \x01\n" for i in range(20000))  # ~600 kB, escapes galore
+    big.write_text(text)
+    results = run_steps(LocalConnection(), [Step("r", "read_files", {"paths": [str(big)], "limit": 1 << 21}),
+                                            Step("s", "read_files", {"paths": ["/etc/hostname"]})])
+    assert results[0].data == {str(big): text} and results[1].data["/etc/hostname"]
+    command, packed = _payload()
+    job = json.dumps({"steps": [{"id": "r", "kind": "read_files", "args": {"paths": [str(big)],
+                                                                            "limit": 1 << 21}}]})
+    raw = subprocess.run(["sh", "-c", command], input=packed + job.encode() + b"\n", capture_output=True,
+                         check=True).stdout
+    events = [json.loads(line) for line in raw.splitlines()]
+    result = next(e for e in events if e["ev"] == "result")
+    assert "data_z" in result and "data" not in result and len(raw) < len(text) // 4
