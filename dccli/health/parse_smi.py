@@ -49,6 +49,37 @@ def _sum(values: Iterable[int | None]) -> int | None:
 
 # ---- XML (-q -x) ----------------------------------------------------------------------------------------
 
+# Sections of a <gpu> that parse_xml never reads. The health probe cuts them out on the host (two thirds of
+# -q -x: less to encode, send and parse). Keep in step with _gpu_xml: a test parses every real capture with
+# and without them and wants the same report.
+XML_UNREAD = (
+    "supported_clocks",
+    "clocks",
+    "max_clocks",
+    "max_customer_boost_clocks",
+    "applications_clocks",
+    "default_applications_clocks",
+    "deferred_clocks",
+    "clock_policy",
+    "gpu_power_readings",
+    "module_power_readings",
+    "power_readings",
+    "voltage",
+    "encoder_stats",
+    "fbc_stats",
+    "supported_gpu_target_temp",
+    "inforom_version",
+    "gpu_virtualization_mode",
+    "gpu_reset_status",
+    "bar1_memory_usage",
+    "cc_protected_memory_usage",
+    "mig_mode",
+    "mig_devices",
+    "gpu_operation_mode",
+    "ibmnpu",
+    "accounted_processes",
+)
+
 
 def _find(el: ET.Element | None, path: str) -> ET.Element | None:
     """el.find(path) for a plain a/b/c path, one child tag at a time: Element.find takes its C fast path for

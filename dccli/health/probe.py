@@ -39,7 +39,16 @@ def collect(
         conn,
         [
             Step("clock", "health_clock"),
-            Step("health", "health", {"services": list(services), "gpu": gpu, "nvlink": nvlink}),
+            Step(
+                "health",
+                "health",
+                {
+                    "services": list(services),
+                    "gpu": gpu,
+                    "nvlink": nvlink,
+                    "smi_unread": list(parse_smi.XML_UNREAD),
+                },
+            ),
         ],
         timeout=timeout,
         on_result=on_result,

@@ -395,3 +395,22 @@ def test_mount_info_captures(real_fixtures: Path) -> None:
     assert (
         parse_logs.parse_mountinfo("36 35 98:0 /mnt1 /mnt\\040two rw - ext3 /dev/root rw")[0][0] == "/mnt two"
     )
+
+
+def test_probe_cuts_only_what_parse_xml_never_reads(real_fixtures: Path) -> None:
+    """The health probe strips parse_smi.XML_UNREAD from -q -x on the host (dccli/remote/steps/health.py):
+    every real capture must give the same report with and without those sections, and lose most of its size."""
+    from dccli.health import parse_smi
+    from dccli.remote.session import helper_source
+
+    namespace: dict = {}
+    exec(compile(helper_source().decode().replace("\nmain()\n", "\n"), "helper", "exec"), namespace)
+    strip = namespace["_strip_elements"]
+    captures = sorted(real_fixtures.glob("*.xml"))
+    assert len(captures) >= 10
+    for path in captures:
+        text = path.read_text()
+        cut = strip(text, parse_smi.XML_UNREAD)
+        assert parse_smi.parse_xml(cut) == parse_smi.parse_xml(text), path.name
+        if "<gpu_power_readings>" in text or "<power_readings>" in text:
+            assert len(cut) < len(text) * 0.75, path.name

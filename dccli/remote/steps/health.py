@@ -69,22 +69,35 @@ def _health_run_ids(pids):
     return out
 
 
-def _strip_elements(text, tag):
-    """text less every <tag>...</tag> element (and its line's indentation and newline)."""
-    start_tag, end_tag = "<%s>" % tag, "</%s>" % tag
+def _strip_elements(text, tags):
+    """text less every <tag>...</tag> element of tags (with its line's indentation and newline); one copy."""
+    spans = []
+    for tag in tags:
+        start_tag, end_tag = "<%s>" % tag, "</%s>" % tag
+        pos = 0
+        while True:
+            i = text.find(start_tag, pos)
+            j = text.find(end_tag, i) if i >= 0 else -1
+            if j < 0:
+                break
+            line_start = text.rfind("\n", 0, i) + 1
+            begin = line_start if not text[line_start:i].strip(" \t") else i
+            pos = j + len(end_tag)
+            if text.startswith("\n", pos):
+                pos += 1
+            spans.append((begin, pos))
+    if not spans:
+        return text
+    spans.sort()
     out, pos = [], 0
-    while True:
-        i = text.find(start_tag, pos)
-        j = text.find(end_tag, i) if i >= 0 else -1
-        if j < 0:
-            out.append(text[pos:])
-            return "".join(out)
-        line_start = text.rfind("\n", pos, i) + 1
-        keep_to = line_start if not text[line_start:i].strip(" \t") else i
-        out.append(text[pos:keep_to])
-        pos = j + len(end_tag)
-        if text.startswith("\n", pos):
-            pos += 1
+    for begin, end in spans:
+        if begin >= pos:  # a span inside one already cut is gone with it
+            out.append(text[pos:begin])
+            pos = end
+        elif end > pos:
+            pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _xml_pids(text):
@@ -217,8 +230,9 @@ def h_health(args):
     done = _health_finish(procs, 60) if procs else {}
     if smi:
         data["smi"] = done["smi"]
-        # <supported_clocks> is half of -q -x (every memory/graphics clock pair) and no check reads it.
-        data["smi"]["stdout"] = _strip_elements(data["smi"]["stdout"], "supported_clocks")
+        # Sections no check reads (parse_smi.XML_UNREAD: <supported_clocks> alone is half of -q -x).
+        unread = args.get("smi_unread") or ("supported_clocks",)
+        data["smi"]["stdout"] = _strip_elements(data["smi"]["stdout"], unread)
         data["run_ids"] = _health_run_ids(_xml_pids(data["smi"]["stdout"]))
         if args.get("nvlink") and data["smi"]["rc"] == 0:
             data["nvlink"] = run([smi, "nvlink", "-s"], timeout=30)
