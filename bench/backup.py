@@ -43,6 +43,47 @@ FILL = (
 )
 
 
+PHASES = (  # (label, how to get it from one dccli run): see phases()
+    ("python start, imports, CLI parsing", "startup"),
+    ("backup command imports", "imports"),
+    ("inventory load", "inventory"),
+    ("run lock + state DB (start)", "state"),
+    ("connection pool (paramiko import)", "pool"),
+    ("connect to node01 (SSH handshake, auth)", "connect"),
+    ("helper session outside restic", "session"),
+    ("  of which: waiting for repository access", "access_wait"),
+    ("restic process on node01", "restic"),
+    ("fan-out bookkeeping", "fanout"),
+    ("state DB (results) + output", "record"),
+    ("process exit", "exit"),
+)
+
+
+def phases(doc: dict, started: float, ended: float) -> dict[str, float]:
+    """Seconds per phase of one `dccli backup run --json`, from its wall-clock marks and the host's timings.
+
+    started/ended: this process's time.time() around the subprocess, so the interpreter's start-up before
+    the command's first line and the exit after its last one are counted too.
+    """
+    t = doc["timings"]
+    host = doc["results"][0]["timings"]
+    hosts_s = t["hosts_done_at"] - t["pool_at"]
+    return {
+        "startup": t["command_started_at"] - started,
+        "imports": t["imported_at"] - t["command_started_at"],
+        "inventory": t["inventory_at"] - t["imported_at"],
+        "state": t["state_at"] - t["inventory_at"],
+        "pool": t["pool_at"] - t["state_at"],
+        "connect": host["connect_s"],
+        "session": host["session_s"] - host["restic_s"],
+        "access_wait": host["access_wait_s"],
+        "restic": host["restic_s"],
+        "fanout": hosts_s - host["connect_s"] - host["session_s"],
+        "record": t["finished_at"] - t["hosts_done_at"],
+        "exit": ended - t["finished_at"],
+    }
+
+
 def _restic_seconds(tool: str, stdout: str) -> float:
     """restic's total_duration: from dccli's --json result, or restic's own --json summary line."""
     if tool == "dccli":
@@ -136,18 +177,24 @@ def main() -> None:
 
         times: dict[str, list[float]] = {"dccli": [], "restic": []}
         inner: dict[str, list[float]] = {"dccli": [], "restic": []}  # restic's own total_duration
+        breakdown: dict[str, list[float]] = {key: [] for _, key in PHASES}
         for i in range(args.rounds):
             order = ["dccli", "restic"] if i % 2 == 0 else ["restic", "dccli"]
             for tool in order:
                 fill()
+                wall0 = time.time()
                 t0 = time.perf_counter()
                 if tool == "dccli":
                     proc = subprocess.run(dccli, env=env, capture_output=True, text=True)
                 else:
                     proc = host_exec(lab, "node01", direct, timeout=600)
                 elapsed = time.perf_counter() - t0
+                wall1 = time.time()
                 if proc.returncode != 0:
                     raise SystemExit(f"{tool} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+                if tool == "dccli":
+                    for key, value in phases(json.loads(proc.stdout), wall0, wall1).items():
+                        breakdown[key].append(value)
                 times[tool].append(elapsed)
                 inner[tool].append(_restic_seconds(tool, proc.stdout))
                 print(f"round {i + 1} {tool:6s} {elapsed:6.2f}s", file=sys.stderr)
@@ -170,6 +217,19 @@ def main() -> None:
             f"restic's own duration : direct {inner_med['restic']:.2f}s, under dccli {inner_med['dccli']:.2f}s "
             "(the same restic work; the difference is the machine, not dccli)"
         )
+        per_phase = {key: statistics.median(v) for key, v in breakdown.items()}
+        print("where dccli's time goes (medians over the rounds, milliseconds):")
+        for label, key in PHASES:
+            print(f"  {label:<44s} {per_phase[key] * 1000:8.1f}")
+        outside = sum(v for k, v in per_phase.items() if k not in ("restic", "access_wait"))
+        print(
+            f"  {'= dccli outside restic (sum of medians)':<44s} {outside * 1000:8.1f}   "
+            f"(restic run directly, via nsenter: {med['restic'] * 1000:.1f})"
+        )
+        load = os.getloadavg()
+        print(
+            f"load average during the bench: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)"
+        )
         out = ROOT / "bench" / "results" / "backup.json"
         out.parent.mkdir(exist_ok=True)
         out.write_text(
@@ -181,6 +241,10 @@ def main() -> None:
                     "median": med,
                     "overhead": overhead,
                     "paired_overhead": paired,
+                    "restic_own_duration_median": inner_med,
+                    "phases_median_s": per_phase,
+                    "loadavg_after": list(load),
+                    "cpus": os.cpu_count(),
                 },
                 indent=2,
             )

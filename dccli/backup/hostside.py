@@ -1,29 +1,50 @@
 # ruff: noqa: F821, UP031
 # Runs ON the host, appended to the remote helper (stdlib only, Python 3.6+, helper.py's names: handler, emit,
-# run, which, os, json, time, subprocess), and sent only with backup sessions: run_steps(..., extra=HOST_CODE)
-# (never imported on the control node). dccli backup: restic ON the host (see dccli/backup/repo.py for the design). The password reaches
-# restic through a pipe (/proc/self/fd/N): never argv, env or disk. The sftp key sits in a 0700 temp dir
-# for this session only.
+# run, which, os, json, time, subprocess, sys), and sent only with backup sessions: run_steps(..., extra=HOST_CODE)
+# (never imported on the control node). dccli backup: restic ON the host (see dccli/backup/repo.py for the
+# design). The password and the repository URL (a rest-server password may be in it) reach restic through
+# pipes (--password-file / --repository-file /proc/self/fd/N): never argv, env or disk. The sftp key sits
+# in a 0700 temp dir for this session only.
 import atexit
-import fnmatch
-import re as _re
-import shutil
-import tempfile
 import threading
 
 RCTX = {}
+# restic reads these from the environment; a host's own settings must not redirect or break our runs
+# (restic refuses -r with --repository-file, and a password command with --password-file).
+_RESTIC_ENV = (
+    "RESTIC_REPOSITORY",
+    "RESTIC_REPOSITORY_FILE",
+    "RESTIC_PASSWORD",
+    "RESTIC_PASSWORD_FILE",
+    "RESTIC_PASSWORD_COMMAND",
+)
 
 
 def _rclean():
     if RCTX.get("tmp"):
+        import shutil
+
         shutil.rmtree(RCTX.pop("tmp"), ignore_errors=True)
 
 
 atexit.register(_rclean)
 
 
+def read_follow_line():
+    # A late answer from the control node (dccli/backup/sessions.py FollowedConnection): one JSON line
+    # after the job on this session's stdin. EOF (the control node gave up) reads as an empty answer.
+    line = sys.stdin.readline()
+    return json.loads(line) if line.strip() else {}
+
+
 @handler("restic_prepare")
 def h_restic_prepare(args):
+    if args.get("follow"):  # the repository access comes as soon as the control node knows it
+        late = read_follow_line()
+        if not late or late.get("error"):
+            RCTX.clear()
+            raise RuntimeError(late.get("error") or "no repository access from the control node")
+        args = dict(args, **late)
     sp = args.get("search_path")
     found = (
         which("restic")
@@ -52,9 +73,13 @@ def h_restic_prepare(args):
     if found is None:
         raise RuntimeError("restic is not installed (dccli installs it with apt unless told not to)")
     _rclean()
+    RCTX.clear()
     RCTX.update(restic=found, password=args["password"], repo=args["repo"], options=[])
+    RCTX["scrub"] = [x for x in args.get("scrub") or [] if x]
     sftp = args.get("sftp")
     if sftp:
+        import tempfile
+
         tmp = RCTX["tmp"] = tempfile.mkdtemp(prefix="dccli-backup-")
         files = {}
         for name in ("key", "known_hosts"):
@@ -78,31 +103,62 @@ def h_backup_cleanup(args):
     return {}
 
 
+def _refused(line):
+    # "server response: 403 Forbidden (403)": a rest-server's refusal, not a passing network error.
+    return "401 Unauthorized" in line or "403 Forbidden" in line
+
+
+def _pipe_fd(text):
+    # A pipe holding `text`, read by restic as /proc/self/fd/N: the secret never touches argv, env or disk.
+    rfd, wfd = os.pipe()
+    os.write(wfd, text.encode() + b"\n")  # far below a pipe's buffer
+    os.close(wfd)
+    return rfd
+
+
+def scrub(text):
+    # restic prints a rest URL as user:***@, but not every error path is restic's: belt and braces.
+    for secret in RCTX.get("scrub") or ():
+        text = text.replace(secret, "***")
+    return text
+
+
 def restic_exec(argv, timeout=None, on_line=None, no_retry=False):
     # no_retry: restic 0.14 retries a missing file for ~45 s (a lock deleted between list and cat): give up.
-    rfd, wfd = os.pipe()
-    os.write(wfd, RCTX["password"].encode() + b"\n")  # far below a pipe's buffer
-    os.close(wfd)
-    env = dict(os.environ, RESTIC_REPOSITORY=RCTX["repo"], RESTIC_PROGRESS_FPS="2")
-    env.pop("RESTIC_PASSWORD", None)
-    full = [RCTX["restic"], "--password-file", "/proc/self/fd/%d" % rfd] + RCTX["options"] + list(argv)
+    # It retries a server's refusal (HTTP 401/403: wrong credentials, an append-only rest-server asked to
+    # delete) just as long, which never helps: given up on at once too.
+    if "restic" not in RCTX:
+        raise RuntimeError("restic is not prepared in this session")
+    pw_fd, repo_fd = _pipe_fd(RCTX["password"]), _pipe_fd(RCTX["repo"])
+    env = dict(os.environ, RESTIC_PROGRESS_FPS="2")
+    for name in _RESTIC_ENV:
+        env.pop(name, None)
+    full = [
+        RCTX["restic"],
+        "--password-file",
+        "/proc/self/fd/%d" % pw_fd,
+        "--repository-file",
+        "/proc/self/fd/%d" % repo_fd,
+    ]
+    full += RCTX["options"] + list(argv)
     try:
         proc = subprocess.Popen(
             full,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
-            pass_fds=(rfd,),
+            pass_fds=(pw_fd, repo_fd),
             env=env,
         )
     finally:
-        os.close(rfd)
+        os.close(pw_fd)
+        os.close(repo_fd)
     errs, out = [], []
 
     def drain():
         for x in proc.stderr:
             errs.append(x.decode("utf-8", "replace").rstrip("\n"))
-            if no_retry and "returned error, retrying" in errs[-1]:
+            if "returned error, retrying" in errs[-1] and (no_retry or _refused(errs[-1])):
                 proc.kill()
 
     t = threading.Thread(target=drain)
@@ -119,10 +175,15 @@ def restic_exec(argv, timeout=None, on_line=None, no_retry=False):
     if killer:
         killer.cancel()
     t.join(5)
-    return {"rc": rc, "stdout": "\n".join(out), "stderr": "\n".join(errs[-50:])}
+    stderr = "\n".join(errs[-50:])
+    if rc != 0 and "unknown flag: --repository-file" in stderr:
+        stderr = "restic on this host is too old (dccli needs restic 0.12 or later): " + stderr
+    return {"rc": rc, "stdout": scrub("\n".join(out)), "stderr": scrub(stderr)}
 
 
 def _glob_escape(path):
+    import re as _re
+
     return _re.sub(r"([\[\]*?\\])", r"\\\1", path)  # restic patterns: filepath.Match syntax
 
 
@@ -145,6 +206,8 @@ def checkpoint_scan(rule):
             if rule.get("marker"):
                 ok = os.path.isfile(os.path.join(d, rule["marker"]))
             else:
+                import fnmatch
+
                 ok = any(fnmatch.fnmatchcase(n, rule["pattern"]) for n in inside)
             (complete if ok else incomplete).append(d)
     return complete, incomplete
@@ -183,6 +246,7 @@ def pid_alive(pid):
 
 def _lock_time(text):
     import datetime
+    import re as _re
 
     m = _re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?", text or "")
     if not m:
@@ -234,6 +298,7 @@ def h_restic_unlock_own(args):
 
 @handler("restic_backup")
 def h_restic_backup(args):
+    t0 = time.time()
     result = {"missing": source_problems(args["paths"]), "incomplete": [], "complete": []}
     if args.get("checkpoints"):
         result["complete"], result["incomplete"] = checkpoint_scan(args["checkpoints"])
@@ -241,9 +306,17 @@ def h_restic_backup(args):
         result["rc"] = None  # nothing ran: a partial backup is a failure, not a smaller success
         return result
     # Our dead locks are cleared while the backup runs (no wall time); our live lock has a live PID.
-    cleared = {}
-    ids = args.get("lock_ids")  # the locks there were before this run (None: unknown, list them)
-    clearer = threading.Thread(target=lambda: ids == [] or cleared.update(clear_own_stale_locks(ids=ids)))
+    cleared, late = {}, {}
+
+    def clear():
+        ids = args.get("lock_ids")  # the locks there were before this run (None: unknown, list them)
+        if args.get("lock_ids_follow"):  # ... told by the control node once it has listed them
+            late.update(read_follow_line())
+            ids = late.get("lock_ids")
+        if ids != []:
+            cleared.update(clear_own_stale_locks(ids=ids))
+
+    clearer = threading.Thread(target=clear)
     clearer.daemon = True
     clearer.start()
     argv = list(args["argv"])
@@ -266,12 +339,24 @@ def h_restic_backup(args):
             )
         return False
 
+    t1 = time.time()
+    checks_s = t1 - t0
     out = restic_exec(argv, args.get("timeout"), on_line)
+    restic_s = time.time() - t1
     clearer.join()
     result["locks"] = cleared
-    if out["rc"] != 0 and "already locked" in out["stderr"] and cleared.get("removed"):
-        out = restic_exec(argv, args.get("timeout"), on_line)  # it was our own stale (exclusive) lock
+    retry = out["rc"] != 0 and "already locked" in out["stderr"] and cleared.get("removed")
+    # Our key line was missing on the storage host and went back in while restic started: it may have
+    # raced it (a storage host whose authorized_keys was edited). Once more, now that the key is there.
+    retry = retry or (
+        out["rc"] != 0 and late.get("key_added") and '"message_type":"summary"' not in out["stdout"]
+    )
+    if retry:
+        t1 = time.time()
+        out = restic_exec(argv, args.get("timeout"), on_line)
+        restic_s += time.time() - t1
     result.update(out)
+    result["timings"] = {"checks_s": checks_s, "restic_s": restic_s}
     return result
 
 

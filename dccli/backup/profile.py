@@ -8,6 +8,7 @@ be resolved once the hosts are built, which `resolve_section` does right after. 
       concurrency: 8                       # hosts backed up at once (default 8)
       repositories:
         ckpt: {url: "sftp:stor01:/srv/restic/ckpt"}    # or a control-node path, or rest:http(s)://...
+        off:  {url: "rest:https://user:password@backup.example.org:8000/c1"}  # restic's REST protocol
       profiles:
         checkpoints:
           hosts: "@gpu"                    # node-set expression(s), default every host
@@ -42,7 +43,12 @@ from dccli.inventory.yamlnodes import Source, YNode
 
 LOCAL, SFTP, REST = "local", "sftp", "rest"
 _SFTP = re.compile(r"sftp:(?:(?P<user>[A-Za-z_][A-Za-z0-9_.-]*)@)?(?P<host>[A-Za-z0-9.-]+):(?P<path>/.*)\Z")
-_REST = re.compile(r"rest:https?://[^\s]+\Z")
+# A rest-server URL as restic (Go's net/url) reads it: rest:http(s)://[user:password@]host[:port][/path].
+_REST = re.compile(r"rest:(?P<scheme>https?)://(?P<authority>[^/]*)(?P<path>/.*)?\Z", re.DOTALL)
+_HOSTPORT = re.compile(r"(?P<host>\[[^\]]*\]|[^:\[\]]*)(?::(?P<port>[^:]*))?\Z")
+# Characters Go's net/url accepts unescaped in userinfo; anything else must be percent-encoded.
+_USERINFO = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})*\Z")
+_URL_PATH = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*\Z")
 # restic patterns are matched against paths; anything printable goes, but not newlines or NUL.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -66,8 +72,48 @@ class Repository:
 
     @property
     def redacted(self) -> str:
-        """The URL without any user:password of a rest-server URL (never printed or logged)."""
-        return re.sub(r"//[^/@]*@", "//***@", self.url)
+        """The URL with a rest-server password replaced by *** (what messages, logs and --json show)."""
+        return redact_url(self.url)
+
+    @property
+    def rest_password(self) -> str | None:
+        """The password in a rest: URL (percent-decoded), None when it has none: hosts scrub it from output."""
+        return None if self.kind != REST else rest_url_parts(self.url).password
+
+
+@dataclass(frozen=True)
+class RestURL:
+    """The parts of a rest: URL; user and password percent-decoded (None when the URL has no userinfo)."""
+
+    base: str  # http(s)://host:port/path/ without userinfo: where the REST API lives
+    user: str | None = None
+    password: str | None = None
+
+
+def redact_url(url: str) -> str:
+    """rest:http://user:secret@host/x -> rest:http://user:***@host/x (restic shows it the same way).
+
+    The userinfo ends at the LAST @ before the path, as in Go's net/url: a password may hold an @.
+    """
+    match = re.match(r"(rest:https?://)([^/]*)@", url)
+    if not match:
+        return url
+    user = match[2].split(":", 1)[0]
+    return f"{match[1]}{user}:***@{url[match.end() :]}"
+
+
+def rest_url_parts(url: str) -> RestURL:
+    """Split a valid rest: URL (checked by _rest_problem) into the API base and its credentials."""
+    from urllib.parse import unquote
+
+    match = _REST.match(url)
+    assert match is not None
+    userinfo, _, hostport = match["authority"].rpartition("@")
+    base = f"{match['scheme']}://{hostport}{(match['path'] or '/').rstrip('/')}/"
+    if not userinfo:
+        return RestURL(base)
+    user, _, password = userinfo.partition(":")
+    return RestURL(base, unquote(user), unquote(password))
 
 
 @dataclass(frozen=True)
@@ -169,6 +215,42 @@ def _file_name_problem(value: str) -> str | None:
     return None
 
 
+def _rest_problem(value: str) -> str | None:
+    """What restic would trip over in a rest: URL, checked the way Go's net/url parses it."""
+    match = _REST.match(value)
+    if not match:
+        return "is not a rest-server URL (write rest:http://HOST:PORT/PATH or rest:https://...)"
+    if _CONTROL.search(value) or any(c.isspace() for c in value):
+        return "must not contain spaces or control characters"
+    if "?" in value or "#" in value:
+        return "must not hold a query (?) or fragment (#); percent-encode them in a password (%3F, %23)"
+    if "@" in (match["path"] or ""):
+        return "has an @ after the host; a / in the password must be percent-encoded (%2F)"
+    userinfo, at, hostport = match["authority"].rpartition("@")
+    if at:
+        user, colon, password = userinfo.partition(":")
+        if not user:
+            return "has credentials without a user name (write rest:http://USER:PASSWORD@HOST:PORT/PATH)"
+        if not colon or not password:
+            return "has a user name but no password (write USER:PASSWORD@)"
+        if not _USERINFO.match(userinfo):
+            return "has a user or password with characters a URL cannot hold; percent-encode them (/ is %2F)"
+    hp = _HOSTPORT.match(hostport)
+    if not hp or not hp["host"]:
+        return "has no server host name (write rest:http://HOST:PORT/PATH)"
+    host = hp["host"][1:-1] if hp["host"].startswith("[") else hp["host"]
+    if hp["host"].startswith("[") and (":" not in host or fields.address_problem(host)):
+        return "has a bracketed server address that is not an IPv6 address"
+    if fields.address_problem(host):
+        return f"has a server host name that {fields.address_problem(host)}"
+    port = hp["port"]
+    if port is not None and (not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535):
+        return "has a port that is not an integer from 1 to 65535"
+    if match["path"] and not _URL_PATH.match(match["path"]):
+        return "has a path with characters a URL cannot hold (percent-encode them)"
+    return None
+
+
 def _url_problem(value: str) -> str | None:
     if value.startswith("sftp:"):
         match = _SFTP.match(value)
@@ -176,7 +258,7 @@ def _url_problem(value: str) -> str | None:
             return "is not an sftp repository (write sftp:HOST:/absolute/path, HOST an inventory host)"
         return _abs_path_problem(match["path"])
     if value.startswith("rest:"):
-        return None if _REST.match(value) else "is not a rest-server URL (rest:http(s)://host:port/path)"
+        return _rest_problem(value)
     if value.startswith("/"):
         return _abs_path_problem(value)
     return "is not a repository (an absolute path on the control node, sftp:HOST:/path or rest:http(s)://...)"
@@ -185,11 +267,32 @@ def _url_problem(value: str) -> str | None:
 _abs_paths = list_of(string(_abs_path_problem, "an absolute path"), "a list of absolute paths")
 _keep = integer(1, 100_000)
 
+
+def _repository_url(node: YNode, src: Source) -> str:
+    """Like string(_url_problem), but an error shows the URL with its password as ***: inventory errors
+    go to terminals, cron logs and CI output."""
+    if node.kind != "scalar" or not isinstance(node.value, str):
+        raise src.error(f"expected a repository URL, got {node.describe()}", node)
+    reason = _url_problem(node.value)
+    if reason:
+        raise src.error(f"{fields.quote_value(_redact_broken(node.value))} {reason}", node)
+    return node.value
+
+
+def _redact_broken(value: str) -> str:
+    """A URL that failed the checks may have a password anywhere before its last @ (an unescaped / or #
+    in it moves Go's idea of where userinfo ends): hide all of that, user name included."""
+    if "@" not in value:
+        return value
+    start = value.find("//") + 2 if "//" in value else value.find(":") + 1
+    return f"{value[:start]}***@{value.rpartition('@')[2]}"
+
+
 REPOSITORY: Schema = {
     "url": Field(
-        string(_url_problem, "a repository URL"),
+        _repository_url,
         required=True,
-        doc="control-node path, sftp:HOST:/path or rest:http(s)://...",
+        doc="control-node path, sftp:HOST:/path or rest:http(s)://[user:password@]host:port/path",
     ),
 }
 RETENTION: Schema = {

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dccli import paths
-from dccli.backup.profile import LOCAL, SFTP, Repository
+from dccli.backup.profile import LOCAL, REST, SFTP, Repository
 from dccli.errors import DccliError, UsageError
 
 CONTROL = "control"  # the name the control node gets in messages
@@ -141,37 +141,62 @@ def sftp_command(user: str, address: str, port: int) -> list[str]:
 
 @dataclass(frozen=True)
 class StorageAccess:
-    """What a host needs to open the repository: the URL restic sees and, for sftp, key + host key."""
+    """What a host needs to open the repository: the URL restic sees and, for sftp, key + host key.
+
+    The URL reaches restic through a pipe (--repository-file), so a rest-server password in it is never
+    in argv or the environment; `scrub` lists the strings hosts replace by *** in restic's output.
+    """
 
     url: str
     key: str | None = None
     known_hosts: str | None = None
     command: tuple[str, ...] = ()
-    # Lock files in the repository when the run began (None: not known). Only these can be stale locks of
-    # a killed run, so hosts `restic cat` just them, and nothing at all when there are none.
-    lock_ids: tuple[str, ...] | None = None
+    scrub: tuple[str, ...] = ()
 
-    def prepare_args(self, password: str, install: bool = True) -> dict[str, Any]:
-        args: dict[str, Any] = {"password": password, "repo": self.url, "install": install}
+    def access_args(self) -> dict[str, Any]:
+        args: dict[str, Any] = {"repo": self.url, "scrub": list(self.scrub)}
         if self.key is not None:
             args["sftp"] = {"key": self.key, "known_hosts": self.known_hosts, "command": list(self.command)}
         return args
 
+    def prepare_args(self, password: str, install: bool = True) -> dict[str, Any]:
+        return {"password": password, "install": install, **self.access_args()}
 
-def setup_storage(pool, inventory, repo: Repository) -> StorageAccess | None:
-    """For an sftp repository: authorize the dedicated key on the storage host (idempotent), create the
-    repository's parent directory, and return the access for other hosts. None for other kinds."""
-    if repo.kind != SFTP:
-        return None
+
+@dataclass(frozen=True)
+class StorageState:
+    """What the storage host's preparation found: the lock files present (only these can be stale locks
+    of a killed run) and whether dccli's key line had to be added to authorized_keys just now."""
+
+    lock_ids: tuple[str, ...]
+    key_added: bool
+
+
+def storage_access(pool, inventory, repo: Repository) -> StorageAccess:
+    """For an sftp repository: the dedicated key and the storage host's key as dccli verified it (strict
+    known_hosts, by the pool's connection). Connects; runs nothing on the storage host."""
     host = inventory.host(repo.host)
     conn = pool.get(host)
-    private, public = ensure_key(repo)
+    private, _ = ensure_key(repo)
+    server_key = conn.transport.get_remote_server_key()  # already verified strictly by the pool
+    known = f"{known_hosts_name(host.address, host.port)} {server_key.get_name()} {server_key.get_base64()}\n"
+    command = tuple(sftp_command(host.user, host.address, host.port))
+    return StorageAccess(repo.url, private, known, command)
+
+
+def authorize_storage(pool, inventory, repo: Repository) -> StorageState:
+    """Authorize the dedicated key on the storage host (idempotent), create the repository's parent
+    directory and list its lock files: one command on the storage host."""
+    host = inventory.host(repo.host)
+    conn = pool.get(host)
+    _, public = ensure_key(repo)
     line = authorized_line(public)
     parent = os.path.dirname(repo.path.rstrip("/")) or "/"
     script = (
         "umask 077 && mkdir -p ~/.ssh && touch ~/.ssh/authorized_keys && "
         f"{{ grep -qxF {shlex.quote(line)} ~/.ssh/authorized_keys || "
-        f"printf '%s\\n' {shlex.quote(line)} >> ~/.ssh/authorized_keys; }} && mkdir -p {shlex.quote(parent)}"
+        f"{{ printf '%s\\n' {shlex.quote(line)} >> ~/.ssh/authorized_keys && echo --added--; }}; }}"
+        f" && mkdir -p {shlex.quote(parent)}"
         f" && echo --locks-- && {{ ls -1 {shlex.quote(repo.path.rstrip('/') + '/locks')} 2>/dev/null || true; }}"
     )
     out = conn.exec(script, timeout=60)
@@ -180,12 +205,18 @@ def setup_storage(pool, inventory, repo: Repository) -> StorageAccess | None:
             f"{host.name}: could not authorize the backup key: "
             f"{out.stderr.decode('utf-8', 'replace').strip()}"
         )
-    server_key = conn.transport.get_remote_server_key()  # already verified strictly by the pool
-    known = f"{known_hosts_name(host.address, host.port)} {server_key.get_name()} {server_key.get_base64()}\n"
-    text = out.stdout.decode("utf-8", "replace")
-    locks = tuple(x for x in text.split("--locks--", 1)[-1].split() if re.fullmatch(r"[0-9a-f]{64}", x))
-    command = tuple(sftp_command(host.user, host.address, host.port))
-    return StorageAccess(repo.url, private, known, command, locks)
+    head, _, tail = out.stdout.decode("utf-8", "replace").partition("--locks--")
+    locks = tuple(x for x in tail.split() if re.fullmatch(r"[0-9a-f]{64}", x))
+    return StorageState(locks, "--added--" in head)
+
+
+def setup_storage(pool, inventory, repo: Repository) -> StorageAccess | None:
+    """For an sftp repository: authorize the key on the storage host, then the access for other hosts.
+    None for other kinds. (backup run does the two halves side by side: dccli/backup/prepare.py.)"""
+    if repo.kind != SFTP:
+        return None
+    authorize_storage(pool, inventory, repo)
+    return storage_access(pool, inventory, repo)
 
 
 def local_lock_ids(repo: Repository) -> tuple[str, ...] | None:
@@ -199,6 +230,19 @@ def local_lock_ids(repo: Repository) -> tuple[str, ...] | None:
     return tuple(n for n in names if re.fullmatch(r"[0-9a-f]{64}", n))
 
 
+def rest_scrub(repo: Repository) -> tuple[str, ...]:
+    """A rest URL's password as written (percent-encoded) and decoded: what hosts must never print."""
+    if repo.kind != REST:
+        return ()
+    from urllib.parse import unquote
+
+    userinfo = re.match(r"rest:https?://([^/]*)@", repo.url)
+    if not userinfo or ":" not in userinfo[1]:
+        return ()
+    raw = userinfo[1].split(":", 1)[1]
+    return tuple(dict.fromkeys(x for x in (raw, unquote(raw)) if x))
+
+
 def access_for(repo: Repository, host_name: str, storage: StorageAccess | None) -> StorageAccess:
     """How `host_name` opens `repo`: the storage host itself uses the local path (no SFTP to itself)."""
     if repo.kind == SFTP:
@@ -208,7 +252,7 @@ def access_for(repo: Repository, host_name: str, storage: StorageAccess | None) 
         return storage
     if repo.kind == LOCAL:
         return StorageAccess(repo.path or repo.url)
-    return StorageAccess(repo.url)
+    return StorageAccess(repo.url, scrub=rest_scrub(repo))
 
 
 def maintenance_target(repo: Repository, inventory):

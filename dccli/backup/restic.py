@@ -220,7 +220,26 @@ def parse_snapshots(stdout: str) -> list[Snapshot]:
 
 
 def is_not_initialized(stderr: str) -> bool:
-    """restic's complaint about a missing repository ("Fatal: unable to open config file: ...
-    Is there a repository at the following location?" in 0.14 and later)."""
+    """restic's complaint about a missing repository, told apart from one it could not reach or read.
+
+    restic 0.14: "Fatal: unable to open config file: <why>" then "Is there a repository at the following
+    location?" for EVERY reason, a rest-server's 401/403 and a refused connection included; only a
+    config that does not exist means "no repository" (local/sftp: "no such file or directory", rest:
+    "<config/> does not exist"). Later versions say "repository does not exist". Anything else must not
+    lead to `restic init` (wrong rest credentials would end in a confusing init failure).
+    """
     low = stderr.lower()
-    return "unable to open config file" in low or "is there a repository at the following location" in low
+    if "repository does not exist" in low:
+        return True
+    if "unable to open config file" not in low:
+        return False
+    reason = low.split("unable to open config file", 1)[1].split("\n", 1)[0]
+    return "no such file or directory" in reason or "does not exist" in reason
+
+
+def fatal_line(stderr: str) -> str:
+    """The line that says what went wrong: restic's "Fatal: ..." (its last lines are often only "Is there
+    a repository at the following location?" and the URL)."""
+    lines = [x.strip() for x in stderr.strip().splitlines() if x.strip()]
+    fatal = [x for x in lines if x.lower().startswith("fatal:")]
+    return (fatal or lines or ["restic failed without a message"])[-1]

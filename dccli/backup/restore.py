@@ -9,13 +9,12 @@ from dccli.backup import restic
 from dccli.backup.profile import LOCAL, SFTP, BackupConfig, Repository
 from dccli.backup.repo import (
     BackupError,
-    StorageAccess,
     access_for,
     control_connection,
     ensure_password,
     setup_storage,
 )
-from dccli.backup.run import host_code, maintenance, restic_steps
+from dccli.backup.sessions import host_code, maintenance, restic_steps
 from dccli.errors import UsageError
 
 
@@ -96,7 +95,7 @@ def restore(
             assert storage is not None
             access = storage
         else:
-            access = StorageAccess(repo.path if repo.kind == LOCAL else repo.url)
+            access = access_for(repo, "control", None)
     else:
         if repo.kind == LOCAL and inventory.host(host).connection != "local":
             raise UsageError(f"repository {repo.name} is on the control node: restore with --to-control")

@@ -11,20 +11,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from dccli.backup import restic
+from dccli.backup.prepare import Preparation, forget_exists
 from dccli.backup.profile import LOCAL, BackupConfig, Profile, Repository
-from dccli.backup.repo import (
-    BackupError,
-    StorageAccess,
-    access_for,
-    control_connection,
-    ensure_password,
-    maintenance_target,
-    setup_storage,
-)
+from dccli.backup.repo import BackupError, ensure_password
+from dccli.backup.sessions import FollowedConnection, host_code
 from dccli.executor import FAILED, OK, GroupOutcome, fan_out
 
 
@@ -53,6 +46,9 @@ class HostBackup:
     errors: tuple[str, ...] = ()
     locks_removed: tuple[str, ...] = ()
     restic_s: float = 0.0  # restic's own total_duration: the rest of duration_s is dccli's
+    # Where the host's time went, in seconds (connect_s, session_s, access_wait_s, restic_s: the restic
+    # process on the host, ...): bench/backup.py prints them next to restic run by hand.
+    timings: tuple[tuple[str, float], ...] = ()
 
     @property
     def error(self) -> str | None:
@@ -73,6 +69,7 @@ class HostBackup:
             "errors": list(self.errors),
             "stale_locks_removed": list(self.locks_removed),
             "restic_duration_s": round(self.restic_s, 3),
+            "timings": {k: round(v, 4) for k, v in self.timings},
         }
 
 
@@ -102,117 +99,29 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-@lru_cache(maxsize=1)
-def host_code() -> bytes:
-    """The backup step kinds (hostside.py), appended to the helper only for backup sessions."""
-    from importlib import resources
-
-    return resources.files("dccli.backup").joinpath("hostside.py").read_bytes()
-
-
-def restic_steps(access: StorageAccess, password: str, *steps: Any, install: bool = True) -> list:
-    from dccli.remote.session import Step
-
-    return [
-        Step("prepare", "restic_prepare", access.prepare_args(password, install)),
-        *steps,
-        Step("cleanup", "backup_cleanup", {}),
-    ]
-
-
-def maintenance(
-    pool,
-    inventory,
-    repo: Repository,
-    password: str,
-    argv_list: list[list[str]],
-    timeout: float | None = None,
-    no_retry: bool = False,
-) -> list[dict[str, Any]]:
-    """Run restic commands where the repository is local (storage host or control node), one session."""
-    from dccli.remote.session import Step, run_steps
-
-    target = maintenance_target(repo, inventory)
-    conn = control_connection() if target is None else pool.get(target)
-    where = "control" if target is None else target.name
-    access = access_for(repo, where, None) if target is not None else StorageAccess(repo.path or repo.url)
-    steps = restic_steps(
-        access,
-        password,
-        *[
-            Step(f"cmd{i}", "restic_cmd", {"argv": a, "timeout": timeout, "no_retry": no_retry})
-            for i, a in enumerate(argv_list)
-        ],
-    )
-    results = run_steps(conn, steps, timeout=None, extra=host_code())
-    if not results[0].ok:
-        raise BackupError(f"{where}: {results[0].error}")
-    out = []
-    for res in results[1:-1]:
-        if not res.ok:
-            raise BackupError(f"{where}: {res.error}")
-        out.append(res.data)
-    return out
-
-
-def prepare_repository(
-    pool, inventory, repo: Repository, password: str
-) -> tuple[StorageAccess | None, tuple[str, ...] | None]:
-    """Authorize access and initialise the repository when it does not exist yet.
-
-    Returns the storage access (sftp) and the lock files present now (None: unknown, e.g. rest:).
-    """
-    storage = setup_storage(pool, inventory, repo)
-    lock_ids = storage.lock_ids if storage is not None else None
-    if repo.kind == LOCAL:
-        import os
-
-        from dccli.backup.repo import local_lock_ids
-
-        os.makedirs(os.path.dirname(repo.path.rstrip("/")) or "/", exist_ok=True)
-        lock_ids = local_lock_ids(repo)
-    marker = initialized_marker(repo)
-    # Known to exist: skip a restic run (a KDF and a connection) on every backup. For sftp the storage host's
-    # key is part of what is known: a rebuilt storage host (or lab) at the same address holds no repository.
-    identity = repo.url + (f" {storage.known_hosts.strip()}" if storage is not None and storage.known_hosts else "")
-    if marker.exists() and marker.read_text().strip() == identity:
-        return storage, lock_ids
-    (config,) = maintenance(pool, inventory, repo, password, [["cat", "config", "--no-lock"]], timeout=120)
-    if config["rc"] != 0:
-        if not restic.is_not_initialized(config["stderr"]):
-            raise BackupError(f"repository {repo.name}: {config['stderr'].strip().splitlines()[-1:]}")
-        (init,) = maintenance(pool, inventory, repo, password, [["init"]], timeout=300)
-        if init["rc"] != 0:
-            raise BackupError(f"repository {repo.name}: restic init failed: {init['stderr'].strip()[-300:]}")
-    marker.write_text(f"{identity}\n")
-    return storage, lock_ids
-
-
-def initialized_marker(repo: Repository):
-    from dccli.backup.repo import backup_dir
-
-    return backup_dir() / f"{repo.name}.initialized"
-
-
 def backup_host(
     conn,
     host_name: str,
     profile: Profile,
     repo: Repository,
-    access: StorageAccess,
+    prep: Preparation,
     password: str,
     run_id: str,
     on_progress: Callable[[Progress], None] | None = None,
     install: bool = True,
-    lock_ids: tuple[str, ...] | None = None,
 ) -> HostBackup:
+    """One host's backup in ONE helper session. The session starts at once; the repository access and
+    the lock listing follow on its stdin when `prep` has them (prepare.py), so the helper's start-up
+    overlaps the storage host's preparation instead of waiting for it."""
+    import json
+
     from dccli.remote.session import Step, run_steps
 
     args: dict[str, Any] = {
         "argv": restic.backup_argv(profile, host_name, run_id),
         "paths": list(profile.paths),
         "step_id": "backup",
-        "lock_ids": None if lock_ids is None else list(lock_ids),
+        "lock_ids_follow": True,
     }
     if profile.checkpoints is not None:
         args["checkpoints"] = profile.checkpoints.to_dict()
@@ -228,34 +137,59 @@ def backup_host(
                 )
             )
 
+    waited: dict[str, float] = {}
+
+    def access_line() -> bytes:
+        t = time.monotonic()
+        try:
+            late: dict[str, Any] = prep.access(host_name).access_args()
+        except BackupError as exc:
+            late = {"error": str(exc)}
+        waited["access_wait_s"] = time.monotonic() - t
+        return json.dumps(late).encode() + b"\n"
+
+    def locks_line() -> bytes:
+        ids, key_added = prep.lock_ids()
+        return (
+            json.dumps({"lock_ids": None if ids is None else list(ids), "key_added": key_added}).encode()
+            + b"\n"
+        )
+
+    steps = [
+        Step("prepare", "restic_prepare", {"password": password, "install": install, "follow": True}),
+        Step("backup", "restic_backup", args),
+        Step("cleanup", "backup_cleanup", {}),
+    ]
     t0 = time.monotonic()
     results = run_steps(
-        conn,
-        restic_steps(access, password, Step("backup", "restic_backup", args), install=install),
+        FollowedConnection(conn, [access_line, locks_line]),
+        steps,
         timeout=None,
         on_event=on_event,
         extra=host_code(),
     )
+    duration = time.monotonic() - t0
     base = {"host": host_name, "profile": profile.name, "repository": repo.name}
-    prep, step = results[0], results[1]
-    if not prep.ok:
-        return HostBackup(
-            **base,
-            status=FAILED,
-            errors=(prep.error or "restic not usable",),
-            duration_s=time.monotonic() - t0,
-        )
+    prep_result, step = results[0], results[1]
+    if not prep_result.ok:
+        error = (prep_result.error or "restic not usable").removeprefix("RuntimeError: ")
+        return HostBackup(**base, status=FAILED, errors=(error,), duration_s=duration)
     if not step.ok:
         return HostBackup(
-            **base,
-            status=FAILED,
-            errors=(step.error or "backup step failed",),
-            duration_s=time.monotonic() - t0,
+            **base, status=FAILED, errors=(step.error or "backup step failed",), duration_s=duration
         )
-    return host_result(base, step.data, time.monotonic() - t0)
+    timings = {
+        "session_s": duration,
+        "access_wait_s": waited.get("access_wait_s", 0.0),
+        "prepare_step_s": prep_result.duration_s,
+        **(step.data.get("timings") or {}),
+    }
+    return host_result(base, step.data, duration, timings)
 
 
-def host_result(base: dict[str, Any], data: dict[str, Any], duration_s: float) -> HostBackup:
+def host_result(
+    base: dict[str, Any], data: dict[str, Any], duration_s: float, timings: dict[str, float] | None = None
+) -> HostBackup:
     """The verdict for one host from the step's data: pure, so unit tests cover every partial case."""
     incomplete = tuple(data.get("incomplete") or ())
     locks = data.get("locks") or {}
@@ -266,8 +200,8 @@ def host_result(base: dict[str, Any], data: dict[str, Any], duration_s: float) -
     summary = restic.parse_backup_json(data.get("stdout", ""), data.get("stderr", ""))
     errors = list(summary.errors)
     if data.get("rc") != 0:
-        last = (data.get("stderr") or "").strip().splitlines()[-1:] or [f"exit {data.get('rc')}"]
-        errors.append(f"restic exited {data.get('rc')}: {last[0]}")
+        why = restic.fatal_line(data.get("stderr") or "")
+        errors.append(f"restic exited {data.get('rc')}" + ("" if why in errors else f": {why}"))
     if summary.snapshot_id is None and not errors:
         errors.append("restic reported no snapshot")
     return HostBackup(
@@ -282,6 +216,7 @@ def host_result(base: dict[str, Any], data: dict[str, Any], duration_s: float) -
         errors=tuple(errors),
         locks_removed=removed,
         restic_s=summary.duration_s,
+        timings=tuple((timings or {}).items()),
     )
 
 
@@ -299,9 +234,7 @@ def run_profiles(
     install: bool = True,
 ) -> RunReport:
     """Back up each profile's hosts (those in `selected` when given), profile after profile."""
-    import concurrent.futures as cf
-
-    from dccli.errors import DccliError
+    import dataclasses
 
     runs: list[ProfileRun] = []
     for profile in profiles:
@@ -311,10 +244,8 @@ def run_profiles(
             continue
         password = ensure_password(repo)
         # The repository is prepared (storage host: key, lock list; init when new) while the hosts'
-        # connections open: one handshake's worth of wall time saved on every run.
-        prep_pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="dccli-backup-prep")
-        prep = prep_pool.submit(prepare_repository, pool, inventory, repo, password)
-        prep_pool.shutdown(wait=False)
+        # connections open and their helpers start (prepare.py).
+        prep = Preparation(pool, inventory, repo, password)
 
         def work(host, profile=profile, repo=repo, password=password, prep=prep):
             if repo.kind == LOCAL and host.connection != "local":
@@ -322,30 +253,15 @@ def run_profiles(
                     f"{host.name}: repository {repo.name} is a path on the control node; only "
                     "connection: local hosts can write it (use sftp: or rest: for remote hosts)"
                 )
+            t = time.monotonic()
             conn = pool.get(host)
-            try:
-                storage, lock_ids = prep.result()
-            except DccliError as exc:  # the repository is unusable: the host's backup fails with the reason
-                raise BackupError(f"{host.name}: repository {repo.name}: {exc}") from None
-            result = backup_host(
-                conn,
-                host.name,
-                profile,
-                repo,
-                access_for(repo, host.name, storage),
-                password,
-                run_id,
-                on_progress,
-                install,
-                lock_ids,
-            )
+            connect_s = time.monotonic() - t
+            result = backup_host(conn, host.name, profile, repo, prep, password, run_id, on_progress, install)
             if result.errors and restic.is_not_initialized(" ".join(result.errors)):
-                initialized_marker(repo).unlink(missing_ok=True)  # repository gone: check (and init) next run
+                forget_exists(repo)  # repository gone: check (and init) next run
+            result = dataclasses.replace(result, timings=(("connect_s", connect_s), *result.timings))
             return result.status, result
 
         group = fan_out(hosts, work, forks=forks or config.concurrency, on_event=on_event)
-        setup_error = None
-        if prep.done() and prep.exception() is not None:
-            setup_error = str(prep.exception())
-        runs.append(ProfileRun(profile.name, group, repo.name, setup_error))
+        runs.append(ProfileRun(profile.name, group, repo.name, prep.error))
     return RunReport(run_id, tuple(runs))

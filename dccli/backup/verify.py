@@ -10,7 +10,7 @@ from typing import Any
 from dccli.backup import records, restic
 from dccli.backup.profile import BackupConfig, Repository
 from dccli.backup.repo import BackupError, access_for, ensure_password, setup_storage
-from dccli.backup.run import host_code, maintenance, restic_steps
+from dccli.backup.sessions import host_code, maintenance, restic_steps
 
 
 @dataclass(frozen=True)
@@ -129,11 +129,26 @@ def prune(pool, inventory, config: BackupConfig, repo: Repository, profiles: lis
     removed = 0
     for res in results[:-1]:
         if res["rc"] != 0:
-            return PruneResult(repo.name, tuple(profiles), removed, False, res["stderr"].strip()[-500:])
+            return PruneResult(repo.name, tuple(profiles), removed, False, _prune_failure(res["stderr"]))
         for group in json.loads(res["stdout"] or "[]") or []:
             removed += len(group.get("remove") or [])
     last = results[-1]
     ok = last["rc"] == 0
     return PruneResult(
-        repo.name, tuple(profiles), removed, ok, (last["stdout"] if ok else last["stderr"]).strip()[-1500:]
+        repo.name,
+        tuple(profiles),
+        removed,
+        ok,
+        last["stdout"].strip()[-1500:] if ok else _prune_failure(last["stderr"]),
     )
+
+
+def _prune_failure(stderr: str) -> str:
+    """What went wrong, in a line an operator can act on (restic's own text follows)."""
+    if "403 Forbidden" in stderr:
+        return (
+            "the server refused to delete (HTTP 403 Forbidden): an append-only rest-server keeps every "
+            "snapshot; forget and prune where deleting is allowed (a server without --append-only). restic: "
+            + restic.fatal_line(stderr)
+        )
+    return stderr.strip()[-500:]

@@ -51,6 +51,11 @@ def run_cmd(
     json_out: bool = JsonOpt,
 ) -> None:
     """Back up the profiles' hosts in parallel; one restic run per host; results in the state DB."""
+    import time
+
+    # Where a run's time goes (in --json: "timings"; bench/backup.py prints it): wall-clock marks, so the
+    # bench can also tell the python start-up before this line and the exit after the last one.
+    marks = {"command_started_at": time.time()}
     from contextlib import closing
 
     from dccli.backup import locks, records
@@ -68,6 +73,7 @@ def run_cmd(
         env.no_color = True
     if ping and locks.ping_url_problem(ping):
         raise UsageError(f"--ping {ping!r} {locks.ping_url_problem(ping)}")
+    marks["imported_at"] = time.time()
     inv = load_inventory(inventory)
     config = _config(inv)
     profiles = [config.profile(p) for p in profile] if profile else list(config.profiles.values())
@@ -76,6 +82,7 @@ def run_cmd(
         from dccli.cli.targets import select_hosts
 
         selected = {h.name for h in select_hosts(inv, limit)}
+    marks["inventory_at"] = time.time()
     with locks.run_lock(inv.cluster):
         run_id = new_run_id()
         warn = locks.ping(ping, "start")
@@ -84,10 +91,12 @@ def run_cmd(
         with closing(db.connect()) as conn:
             records.start_run(conn, run_id, inv.cluster, [p.name for p in profiles], scheduled)
         env.err(f"backup run {run_id}: {', '.join(p.name for p in profiles)}")
+        marks["state_at"] = time.time()
         display = _Display(env)
         report = None
         try:
             with make_pool(inv, timeout) as pool, display:
+                marks["pool_at"] = time.time()
                 report = run_profiles(
                     inv,
                     pool,
@@ -100,6 +109,7 @@ def run_cmd(
                     on_progress=display.progress,
                     install=install,
                 )
+            marks["hosts_done_at"] = time.time()
         finally:
             code = report.exit_code() if report is not None else 1
             with closing(db.connect()) as conn:
@@ -107,16 +117,22 @@ def run_cmd(
                     for o in prun.group.outcomes:
                         records.record_host(conn, run_id, inv.cluster, o.value or _failed_value(o, prun))
                 records.finish_run(conn, run_id, code)
+            marks["recorded_at"] = time.time()
             warn = locks.ping(ping, "success" if code == 0 else "failure")
             if warn:
                 env.warn(warn)
+    setup_errors = {
+        r.profile: f"repository {r.repository}: {r.setup_error}" for r in report.runs if r.setup_error
+    }
     results = [
         o.value.to_dict() if o.value is not None else _failed_value(o, r).to_dict()
         for r in report.runs
         for o in r.group.outcomes
     ]
+    marks["finished_at"] = time.time()
     if json_out:
-        env.out(jsonout.document(run_id=run_id, results=results, exit_code=code))
+        extra = {"setup_errors": setup_errors} if setup_errors else {}
+        env.out(jsonout.document(run_id=run_id, results=results, exit_code=code, timings=marks, **extra))
     else:
         for r in results:
             if r["status"] == "ok":
@@ -132,6 +148,9 @@ def run_cmd(
                 )
             for lock in r["stale_locks_removed"]:
                 env.err(f"{r['host']}: removed its own stale restic lock {lock}")
+    for name, error in setup_errors.items():  # unless every host already said it
+        if not all(error in "; ".join(r["errors"]) for r in results if r["profile"] == name):
+            env.err(f"{name}: {error}")
     ok = sum(1 for r in results if r["status"] == "ok")
     env.err(f"backup run {run_id}: {ok} of {len(results)} host backups ok")
     raise typer.Exit(code)

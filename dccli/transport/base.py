@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,7 +24,7 @@ class Connection(Protocol):
         self,
         command: str,
         *,
-        stdin: bytes | None = None,
+        stdin: bytes | Iterable[bytes] | None = None,  # an iterable: parts sent as they come
         on_stdout: OutputCallback | None = None,
         on_stderr: OutputCallback | None = None,
         timeout: float | None = None,

@@ -7,6 +7,7 @@ import os
 import selectors
 import subprocess
 import time
+from collections.abc import Iterable
 
 from dccli.transport.base import ExecOutcome, OutputCallback
 
@@ -19,7 +20,7 @@ class LocalConnection:
         self,
         command: str,
         *,
-        stdin: bytes | None = None,
+        stdin: bytes | Iterable[bytes] | None = None,
         on_stdout: OutputCallback | None = None,
         on_stderr: OutputCallback | None = None,
         timeout: float | None = None,
@@ -34,11 +35,18 @@ class LocalConnection:
         )
         if stdin and proc.stdin is not None:
             try:
-                proc.stdin.write(stdin)
+                for chunk in (stdin,) if isinstance(stdin, bytes) else stdin:  # parts: sent as they come
+                    proc.stdin.write(chunk)
+                    proc.stdin.flush()
                 proc.stdin.close()
             except BrokenPipeError:  # the command exited without reading (e.g. sh: python3: not found)
                 with contextlib.suppress(BrokenPipeError):
                     proc.stdin.close()
+            except BaseException:  # the caller's stdin parts failed: stop the command, as SSH closes it
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, 9)
+                proc.wait()
+                raise
         out: list[bytes] = []
         err: list[bytes] = []
         sel = selectors.DefaultSelector()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -87,6 +88,59 @@ def test_rest_url_credentials_are_redacted() -> None:
     text = GOOD.replace("https://backup.example.org", "https://u:secret@backup.example.org")
     repo = config_of(loads(text, "inv.yml")).repositories["remote"]
     assert "secret" not in repo.redacted and "secret" not in str(repo.to_dict())
+    assert repo.redacted == "rest:https://u:***@backup.example.org:8000/c1"
+
+
+def test_rest_url_parts_decode_credentials_and_keep_the_last_at() -> None:
+    from dccli.backup.profile import rest_url_parts, redact_url
+    from dccli.backup.repo import access_for
+
+    url = "rest:http://dccli:p%2Fw@rd@127.0.0.3:8000/dccli/main"
+    parts = rest_url_parts(url)
+    assert (parts.base, parts.user, parts.password) == ("http://127.0.0.3:8000/dccli/main/", "dccli", "p/w@rd")
+    assert redact_url(url) == "rest:http://dccli:***@127.0.0.3:8000/dccli/main"
+    assert rest_url_parts("rest:http://[::1]:8000").base == "http://[::1]:8000/"
+    text = GOOD.replace("https://backup.example.org", "http://dccli:p%2Fw@rd@backup.example.org")
+    repo = config_of(loads(text, "inv.yml")).repositories["remote"]
+    # Hosts scrub both spellings of the password from restic's output.
+    assert set(access_for(repo, "gpu01", None).scrub) == {"p%2Fw@rd", "p/w@rd"}
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("rest:ftp://h:8000/r", "is not a rest-server URL (write rest:http://HOST:PORT/PATH or rest:https://...)"),
+        ("rest:http:///r", "has no server host name (write rest:http://HOST:PORT/PATH)"),
+        ("rest:http://h:99999/r", "has a port that is not an integer from 1 to 65535"),
+        ("rest:http://h:x/r", "has a port that is not an integer from 1 to 65535"),
+        ("rest:http://bad_host:8000/r", "has a server host name that is neither a valid IP address nor"),
+        ("rest:http://[zz]:8000/r", "has a bracketed server address that is not an IPv6 address"),
+        ("rest:http://h:8000/r?x=1", "must not hold a query (?) or fragment (#)"),
+        ("rest:http://dccli@h:8000/r", "has a user name but no password (write USER:PASSWORD@)"),
+        ("rest:http://:s3cret@h:8000/r", "has credentials without a user name"),
+        ("rest:http://dccli:s3c ret@h:8000/r", "must not contain spaces or control characters"),
+        ("rest:http://dccli:s3c/ret@h:8000/r", "has an @ after the host; a / in the password must be percent-encoded"),
+        ("rest:http://dccli:s3c\"ret@h:8000/r", "has a user or password with characters a URL cannot hold"),
+        ("rest:http://dccli:s3c#ret@h:8000/r", "must not hold a query (?) or fragment (#)"),
+    ],
+)
+def test_bad_rest_urls_are_one_line_without_the_password(url: str, problem: str) -> None:
+    text = GOOD.replace('"rest:https://backup.example.org:8000/c1"', json.dumps(url))
+    message = error_of(text)
+    assert message.startswith("inv.yml:12:19: backup.repositories.remote.url: "), message
+    assert problem in message, message
+    assert "s3c" not in message and "ret@" not in message, message  # the password never shows
+
+
+def test_good_rest_urls() -> None:
+    for url in (
+        "rest:http://127.0.0.1:8000/",
+        "rest:https://backup.example.org/c1",
+        "rest:http://dccli:S3cr%3Ft%23x%2F@[::1]:8000/dccli/main/",
+        "rest:https://u-1.x:a!$&'()*+,;=:b@h.example.org:443/a/b",
+    ):
+        repo = config_of(loads(GOOD.replace('"rest:https://backup.example.org:8000/c1"', json.dumps(url)), "i"))
+        assert repo.repositories["remote"].url == url
 
 
 @pytest.mark.parametrize(

@@ -188,3 +188,17 @@ def test_not_initialized_is_told_from_a_missing_source() -> None:
     )
     assert restic.is_not_initialized(restic_014)
     assert not restic.is_not_initialized("source /data/x: No such file or directory")
+
+
+def test_not_initialized_only_when_the_config_does_not_exist() -> None:
+    # restic 0.14 asks "Is there a repository at the following location?" whatever went wrong.
+    where = "\nIs there a repository at the following location?\nrest:http://dccli:***@127.0.0.1:8000/r/\n"
+    assert restic.is_not_initialized("Fatal: unable to open config file: <config/> does not exist" + where)
+    assert restic.is_not_initialized("Fatal: repository does not exist: unable to open config file: x")
+    for other in (
+        "Fatal: unable to open config file: unexpected HTTP response (401): 401 Unauthorized",
+        "Fatal: unable to open config file: unexpected HTTP response (403): 403 Forbidden",
+        'Fatal: unable to open config file: client.Head: Head "http://dccli:***@127.0.0.1:8001/r/config":'
+        " dial tcp 127.0.0.1:8001: connect: connection refused",
+    ):
+        assert not restic.is_not_initialized(other + where), other
