@@ -13,6 +13,11 @@ from dccli.health.verdicts import OK
 if TYPE_CHECKING:
     from dccli.health.model import CheckResult
 
+# History kept per cluster (each host's latest probe is kept whatever its age: it is the Xid cursor and what
+# `dccli status` shows). Pruned a day at a time, so a run every few minutes does not pay for it every time.
+KEEP_S = 30 * 86400
+PRUNE_SLACK_S = 86400
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -61,11 +66,28 @@ def store(
                 for r in results
             ],
         )
+        prune(conn, cluster, started_at - KEEP_S)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     return run_id
+
+
+def prune(conn: sqlite3.Connection, cluster: str, before: float) -> int:
+    """Delete the cluster's runs that started before `before` (results and hosts go with them: ON DELETE
+    CASCADE), except a run holding some host's latest probe. Only once the oldest run is a day past the cut:
+    one batch a day. Returns the number of runs deleted."""
+    oldest = conn.execute("SELECT MIN(started_at) FROM health_runs WHERE cluster = ?", (cluster,)).fetchone()[0]
+    if oldest is None or oldest >= before - PRUNE_SLACK_S:
+        return 0
+    cur = conn.execute(
+        "DELETE FROM health_runs WHERE cluster = ? AND started_at < ? AND id NOT IN ("
+        " SELECT MAX(hh.run_id) FROM health_hosts hh JOIN health_runs r ON r.id = hh.run_id"
+        " WHERE r.cluster = ? GROUP BY hh.host)",
+        (cluster, before, cluster),
+    )
+    return cur.rowcount
 
 
 def xid_cursors(conn: sqlite3.Connection, cluster: str) -> dict[str, tuple[float, str | None]]:

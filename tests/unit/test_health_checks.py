@@ -378,3 +378,31 @@ def test_chrony_and_timedatectl_parsers() -> None:
     assert {r.check: r.verdict for r in host_checks(f, LIM)}["host.clock_offset"] == WARN
     f = HostFacts(host="n1", ntp_synchronized=False)
     assert {r.check: r.verdict for r in host_checks(f, LIM)}["host.clock_offset"] == WARN
+
+
+def test_history_is_pruned_but_each_hosts_latest_probe_stays(tmp_path: Path) -> None:
+    from dccli.state import db
+
+    conn = db.connect(tmp_path / "state.db")
+    day = 86400.0
+    res = [CheckResult("n1", "gpu.ecc", OK, "fine")]
+
+    def run(at: float, hosts: list[str]) -> int:
+        rid = history.store(conn, "c", at, [HostRecord(h, "ok", OK, at, None) for h in hosts], res, OK)
+        conn.execute("UPDATE health_runs SET started_at = ? WHERE id = ?", (at, rid))
+        return rid
+
+    only_n2 = run(0.0, ["n2"])  # n2 never probed again: its latest probe must survive
+    old = [run(d * day, ["n1"]) for d in range(1, 5)]
+    history.store(conn, "other", 100 * day, [HostRecord("x", "ok", OK, 1.0)], [], OK)  # another cluster
+    kept = {r[0] for r in conn.execute("SELECT id FROM health_runs WHERE cluster = 'c'")}
+    assert kept == {only_n2, *old}  # within 30 days + a day of slack of the newest: nothing pruned yet
+    new = run(40 * day, ["n1"])
+    kept = {r[0] for r in conn.execute("SELECT id FROM health_runs WHERE cluster = 'c'")}
+    assert kept == {only_n2, new}
+    orphans = conn.execute(
+        f"SELECT COUNT(*) FROM health_results WHERE run_id IN ({','.join(map(str, old))})"
+    ).fetchone()[0]
+    assert orphans == 0  # results went with their runs
+    assert set(history.xid_cursors(conn, "c")) == {"n1", "n2"}
+    assert conn.execute("SELECT COUNT(*) FROM health_runs WHERE cluster = 'other'").fetchone()[0] == 1
