@@ -12,6 +12,10 @@ lab_app = typer.Typer(
 )
 
 NameOpt = typer.Option("default", "--name", help="Lab name; several labs can run side by side.")
+# Commands on a running lab: without --name, the "default" lab if it is up, else the only lab that is up.
+RunningNameOpt = typer.Option(
+    None, "--name", help='Lab name (default: the "default" lab if up, else the only lab that is up).'
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -70,15 +74,16 @@ def down_cmd(name: str = NameOpt) -> None:
 
 @lab_app.command("status")
 @handle_errors
-def status_cmd(name: str = NameOpt, json_out: bool = JsonOpt) -> None:
+def status_cmd(name: str | None = RunningNameOpt, json_out: bool = JsonOpt) -> None:
     """Each host: init process alive and sshd answering. Exit 3 if any host is down."""
     from dccli.errors import ExitCode
     from dccli.lab.manager import lab_status
+    from dccli.lab.registry import resolve_name
     from dccli.output import jsonout
     from dccli.output.console import Env
 
     env = Env.from_process()
-    status = lab_status(name)
+    status = lab_status(resolve_name(name))
     if json_out:
         env.out(jsonout.document(**status.to_dict()))
     else:
@@ -96,12 +101,13 @@ def status_cmd(name: str = NameOpt, json_out: bool = JsonOpt) -> None:
 
 @lab_app.command("inventory")
 @handle_errors
-def inventory_cmd(name: str = NameOpt) -> None:
+def inventory_cmd(name: str | None = RunningNameOpt) -> None:
     """Print the path of the inventory the lab wrote (use with -i, or export DCCLI_INVENTORY)."""
     from dccli.errors import LabError
-    from dccli.lab.registry import load
+    from dccli.lab.registry import load, resolve_name
     from dccli.output.console import Env
 
+    name = resolve_name(name)
     info = load(name)
     if not info.inventory_path.is_file():
         raise LabError(f"lab {name!r} is {info.state}: no inventory yet")
@@ -135,12 +141,12 @@ def fault_cmd(
     sshd_stop: bool = typer.Option(False, "--sshd-stop", help="Stop the host's sshd."),
     freeze: bool = typer.Option(False, "--freeze", help="SIGSTOP every process of the host."),
     clear: bool = typer.Option(False, "--clear", help="Remove every fault of the host (or of --gpu N)."),
-    name: str = NameOpt,
+    name: str | None = RunningNameOpt,
 ) -> None:
     """Inject one SIMULATED fault into a running lab host (docs/lab.md lists what each one does)."""
     from dccli.errors import UsageError
     from dccli.lab.faults import Fault, inject
-    from dccli.lab.registry import load
+    from dccli.lab.registry import load, resolve_name
     from dccli.output.console import Env
 
     chosen = [
@@ -166,15 +172,20 @@ def fault_cmd(
         )
     if gpu is not None and chosen[0].kind in ("disk_full", "sshd_stop", "freeze"):
         raise UsageError(f"--gpu does not apply to --{chosen[0].kind.replace('_', '-')}")
+    name = resolve_name(name)
     Env.from_process().err(f"lab {name}: " + inject(load(name), host, chosen[0]) + " (simulated)")
 
 
 @lab_app.command("reboot")
 @handle_errors
-def reboot_cmd(host: str = typer.Argument(..., help="Lab host, e.g. node03."), name: str = NameOpt) -> None:
+def reboot_cmd(
+    host: str = typer.Argument(..., help="Lab host, e.g. node03."), name: str | None = RunningNameOpt
+) -> None:
     """Restart a lab host's namespaces with its disk kept; waits for its sshd (faults: see docs/lab.md)."""
     from dccli.lab.reboot import reboot
+    from dccli.lab.registry import resolve_name
     from dccli.output.console import Env
 
     env = Env.from_process()
+    name = resolve_name(name)
     reboot(name, host, progress=lambda line: env.err(f"lab {name}: {line}"))

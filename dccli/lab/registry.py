@@ -150,6 +150,23 @@ def _running(info: LabInfo) -> bool:
     return info.state == "up" and any(alive(h.init_pid, h.init_start) for h in info.hosts)
 
 
+def resolve_name(name: str | None) -> str:
+    """--name, or when it is not given: the "default" lab if it is up, else the only lab that is up (as
+    commands pick the lab's inventory). LabError when that is ambiguous or nothing is up."""
+    from dccli.errors import LabError
+
+    if name is not None:
+        return name
+    running = [info.name for info in list_labs() if _running(info)]
+    if "default" in running or (not running and (labs_dir() / "default").is_dir()):
+        return "default"
+    if len(running) == 1:
+        return running[0]
+    if not running:
+        raise LabError("no lab is up (start one with `dccli lab up`, or pass --name)")
+    raise LabError(f"several labs are up ({', '.join(running)}): pass --name")
+
+
 def active_lab_inventory() -> Path | None:
     """The inventory of the "default" lab if it is up, else of the only lab that is up, else None."""
     running = [info for info in list_labs() if _running(info)]

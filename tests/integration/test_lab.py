@@ -406,3 +406,17 @@ def test_inventory_splits_ranges_at_the_250_host_boundary(tmp_path):
     }
     assert doc["racks"]["rack33"]["hosts"] == {"node[257-260]": {"address": "127.9.1.[7-10]", "gpus": 0}}
     assert doc["groups"] == {"gpu": "node[001-260]"}
+
+
+def test_lab_commands_without_name_find_the_only_running_lab(lab):
+    """`lab status/inventory/fault/reboot` without --name: the "default" lab if up, else the only lab up."""
+    from dccli.lab.registry import resolve_name
+
+    assert resolve_name(None) == lab.name and resolve_name("other") == "other"
+    env = dict(os.environ, NO_COLOR="1")
+    status = subprocess.run([sys.executable, "-m", "dccli", "lab", "status"], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert status.returncode == 0 and status.stdout.startswith(f"lab {lab.name} "), status.stderr
+    inv = subprocess.run([sys.executable, "-m", "dccli", "lab", "inventory"], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert inv.stdout.strip() == str(lab.inventory_path)
