@@ -5,7 +5,9 @@
 Each round runs the three commands once, in a rotating order, on the same hosts; we print the median wall
 time of each and the ratios health/run and status/run (goal <= 1.5x). health: every probe of a host rides in
 ONE helper session; status: one plain exec session per host (nvidia-smi --query-gpu + /proc/loadavg) plus the
-stored health verdicts. Thresholds are relaxed in a copy of the inventory only for the
+stored health verdicts. Also printed: the CPU each command cost the lab's hosts (every process in their PID
+namespaces: sshd, the helper, the simulated tools) and dccli itself. The hosts share this machine's cores, so
+wall time here follows total CPU; on a real cluster each host pays only its own share. Thresholds are relaxed in a copy of the inventory only for the
 shared kernel's load and memory, so exit codes stay 0 and any failure is a real one.
 
 Usage: python bench/health.py [--hosts 32] [--rounds 7] [--gpus 8] [--keep]   (root: the lab)
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -32,10 +35,37 @@ def sh(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
 
 
-def timed(argv: list[str], env: dict[str, str]) -> float:
+def lab_cpu(tag: str) -> float:
+    """CPU seconds used so far by every process of the lab's hosts (their PID namespaces), reaped children
+    included: sshd's sessions, the helper, the simulated tools."""
+    from dccli.lab.procs import namespace_members, tagged_pids
+
+    ticks = 0
+    for init in tagged_pids(tag):
+        for pid in namespace_members(init):
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+CPU: dict[str, list[tuple[float, float]]] = {}
+
+
+def timed(argv: list[str], env: dict[str, str], tag: str = "", name: str = "") -> float:
+    before = lab_cpu(tag) if tag else 0.0
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(argv, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
+    if tag:
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        time.sleep(0.2)  # let sshd reap its sessions, so their CPU is counted
+        own = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+        CPU.setdefault(name, []).append((lab_cpu(tag) - before, own))
     if proc.returncode != 0:
         raise SystemExit(
             f"benchmark command failed ({proc.returncode}): {' '.join(argv)}\n{proc.stderr[-2000:]}"
@@ -78,6 +108,7 @@ def main() -> None:
             f"lab up: {args.hosts} hosts x {args.gpus} GPUs in {time.perf_counter() - t0:.1f}s",
             file=sys.stderr,
         )
+        tag = json.loads((home / "labs" / lab / "lab.json").read_text())["tag"]
         inventory = home / "inventory.yml"
         inventory.write_text(QUIET + Path(up.stdout.strip()).read_text())
         inv = ["-i", str(inventory)]
@@ -93,7 +124,7 @@ def main() -> None:
         for i in range(args.rounds):
             order = names[i % len(names) :] + names[: i % len(names)]  # alternate who goes first
             for name in order:
-                times[name].append(timed(commands[name], env))
+                times[name].append(timed(commands[name], env, tag, name))
         med = {k: statistics.median(v) for k, v in times.items()}
         result = {
             "hosts": args.hosts,
@@ -104,8 +135,16 @@ def main() -> None:
             "ratio_status_vs_run": round(med["status"] / med["run true"], 2),
             "goal": "<= 1.5",
         }
+        cpu = {
+            k: (statistics.median(h for h, _ in v), statistics.median(c for _, c in v)) for k, v in CPU.items()
+        }
+        result["median_cpu_s"] = {k: {"lab_hosts": round(h, 3), "dccli": round(c, 3)} for k, (h, c) in cpu.items()}
         for k, v in med.items():
-            print(f"{k:>9}: median {v:.3f}s  (all: {', '.join(f'{x:.2f}' for x in times[k])})")
+            h, c = cpu[k]
+            print(
+                f"{k:>9}: median {v:.3f}s  (all: {', '.join(f'{x:.2f}' for x in times[k])})   CPU: lab hosts "
+                f"{h:.2f}s ({h / args.hosts * 1000:.0f} ms/host), dccli {c:.2f}s"
+            )
         print(
             f"health / run true = {result['ratio_health_vs_run']:.2f}x   status / run true = "
             f"{result['ratio_status_vs_run']:.2f}x   (goal <= 1.5x)"
