@@ -184,7 +184,6 @@ def _finish(pool, run, att, hosts, verdict: Verdict, views: list[NodeView]) -> N
 def _restart(pool, inv, run, att, hosts, verdict: Verdict) -> bool:
     """A worker failed and restarts are left: end this attempt, tear every node of it down, and start the
     next attempt on all nodes (launch.restart). True if the new attempt runs and is to be watched."""
-    from dccli.errors import DccliError
     from dccli.train import launch
 
     f = verdict.failure
@@ -219,8 +218,13 @@ def _restart(pool, inv, run, att, hosts, verdict: Verdict) -> bool:
         return False  # `train stop` came in during the teardown
     try:
         running = launch.restart(inv, run, pool, progress=lambda m: log(run.id, m))
-    except DccliError as exc:  # recorded: the run is FAILED, naming the node that could not start
+    except Exception as exc:
+        # A DccliError is recorded already (FAILED, naming the node that could not start); anything else
+        # must not leave the run STARTING with no watcher.
         log(run.id, f"restart failed: {exc}")
+        with store.opened() as db:
+            if store.set_state(db, run.id, FAILED, only_from=(STARTING,)):
+                store.event(db, run.id, f"restart failed: {exc}")
         return False
     if not running:
         # `train stop` came in while the new attempt was starting: what started of it is ours to stop.
