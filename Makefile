@@ -5,14 +5,15 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := openssh-server openssh-client pdsh clustershell restic iproute2 cron util-linux procps dpkg-dev python3-apt python3-venv sudo
+# rclone: `rclone serve restic` is the rest-server of the backup tests (Debian 12 packages no rest-server).
+APT_PACKAGES := openssh-server openssh-client pdsh clustershell restic rclone iproute2 cron util-linux procps dpkg-dev python3-apt python3-venv sudo
 STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test lint bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages:$$missing"; \

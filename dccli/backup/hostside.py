@@ -21,20 +21,50 @@ _RESTIC_ENV = (
 
 
 def _rclean():
-    if RCTX.get("tmp"):
-        import shutil
+    tmp = RCTX.pop("tmp", None)
+    for path in [os.path.join(tmp, "key"), os.path.join(tmp, "known_hosts"), tmp] if tmp else []:
+        try:
+            (os.rmdir if path == tmp else os.unlink)(path)
+        except OSError:
+            continue  # already gone
 
-        shutil.rmtree(RCTX.pop("tmp"), ignore_errors=True)
+
+def _private_dir():
+    # A fresh 0700 directory of our own, as tempfile.mkdtemp makes it, without importing tempfile (random,
+    # shutil, ...: several ms of the host's CPU before restic can start).
+    base = os.environ.get("TMPDIR") or "/tmp"
+    while True:
+        path = os.path.join(base, "dccli-backup-" + os.urandom(6).hex())
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
 
 
 atexit.register(_rclean)
+
+
+def _json_loads(text):
+    # The helper core's reader (json's C scanner) when it has one: `import json` (re, enum, decoder...)
+    # would cost the host a few ms of CPU before restic starts.
+    reader = globals().get("loads")
+    if reader is None:
+        return json.loads(text)
+    try:
+        value = reader(text)
+    except StopIteration:  # the C scanner's way of saying "not JSON"
+        raise ValueError("not JSON") from None
+    if value is None:
+        raise ValueError("no JSON value")
+    return value
 
 
 def read_follow_line():
     # A late answer from the control node (dccli/backup/sessions.py FollowedConnection): one JSON line
     # after the job on this session's stdin. EOF (the control node gave up) reads as an empty answer.
     line = sys.stdin.readline()
-    return json.loads(line) if line.strip() else {}
+    return _json_loads(line) if line.strip() else {}
 
 
 @handler("restic_prepare")
@@ -78,9 +108,7 @@ def h_restic_prepare(args):
     RCTX["scrub"] = [x for x in args.get("scrub") or [] if x]
     sftp = args.get("sftp")
     if sftp:
-        import tempfile
-
-        tmp = RCTX["tmp"] = tempfile.mkdtemp(prefix="dccli-backup-")
+        tmp = RCTX["tmp"] = _private_dir()
         files = {}
         for name in ("key", "known_hosts"):
             files[name] = os.path.join(tmp, name)
@@ -272,7 +300,7 @@ def clear_own_stale_locks(alive=pid_alive, stale_after_s=1500, ids=None):
     for lock_id in ids:
         cat = restic_exec(["cat", "lock", lock_id, "--no-lock"], 60, no_retry=True)
         try:
-            lock = json.loads(cat["stdout"])
+            lock = _json_loads(cat["stdout"])
         except ValueError:
             continue  # removed meanwhile
         entry = {"id": lock_id[:8], "hostname": lock.get("hostname"), "pid": lock.get("pid")}
@@ -330,7 +358,7 @@ def h_restic_backup(args):
             return True
         if time.time() - last[0] >= 0.5:
             last[0] = time.time()
-            s = json.loads(line)
+            s = _json_loads(line)
             emit(
                 ev="progress",
                 percent=s.get("percent_done", 0),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shlex
 import subprocess
 from dataclasses import dataclass
@@ -61,6 +60,8 @@ def ensure_password(repo: Repository, create: bool = True) -> str:
         raise UsageError(f"{path}: no password file for repository {repo.name!r}")
     paths.ensure_home()
     backup_dir().mkdir(mode=0o700, exist_ok=True)
+    import secrets  # here, not at the top: only a repository's first use needs it (3 ms of imports)
+
     password = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:

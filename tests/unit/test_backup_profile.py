@@ -97,7 +97,11 @@ def test_rest_url_parts_decode_credentials_and_keep_the_last_at() -> None:
 
     url = "rest:http://dccli:p%2Fw@rd@127.0.0.3:8000/dccli/main"
     parts = rest_url_parts(url)
-    assert (parts.base, parts.user, parts.password) == ("http://127.0.0.3:8000/dccli/main/", "dccli", "p/w@rd")
+    assert (parts.base, parts.user, parts.password) == (
+        "http://127.0.0.3:8000/dccli/main/",
+        "dccli",
+        "p/w@rd",
+    )
     assert redact_url(url) == "rest:http://dccli:***@127.0.0.3:8000/dccli/main"
     assert rest_url_parts("rest:http://[::1]:8000").base == "http://[::1]:8000/"
     text = GOOD.replace("https://backup.example.org", "http://dccli:p%2Fw@rd@backup.example.org")
@@ -109,7 +113,10 @@ def test_rest_url_parts_decode_credentials_and_keep_the_last_at() -> None:
 @pytest.mark.parametrize(
     ("url", "problem"),
     [
-        ("rest:ftp://h:8000/r", "is not a rest-server URL (write rest:http://HOST:PORT/PATH or rest:https://...)"),
+        (
+            "rest:ftp://h:8000/r",
+            "is not a rest-server URL (write rest:http://HOST:PORT/PATH or rest:https://...)",
+        ),
         ("rest:http:///r", "has no server host name (write rest:http://HOST:PORT/PATH)"),
         ("rest:http://h:99999/r", "has a port that is not an integer from 1 to 65535"),
         ("rest:http://h:x/r", "has a port that is not an integer from 1 to 65535"),
@@ -119,8 +126,11 @@ def test_rest_url_parts_decode_credentials_and_keep_the_last_at() -> None:
         ("rest:http://dccli@h:8000/r", "has a user name but no password (write USER:PASSWORD@)"),
         ("rest:http://:s3cret@h:8000/r", "has credentials without a user name"),
         ("rest:http://dccli:s3c ret@h:8000/r", "must not contain spaces or control characters"),
-        ("rest:http://dccli:s3c/ret@h:8000/r", "has an @ after the host; a / in the password must be percent-encoded"),
-        ("rest:http://dccli:s3c\"ret@h:8000/r", "has a user or password with characters a URL cannot hold"),
+        (
+            "rest:http://dccli:s3c/ret@h:8000/r",
+            "has an @ after the host; a / in the password must be percent-encoded",
+        ),
+        ('rest:http://dccli:s3c"ret@h:8000/r', "has a user or password with characters a URL cannot hold"),
         ("rest:http://dccli:s3c#ret@h:8000/r", "must not hold a query (?) or fragment (#)"),
     ],
 )
@@ -139,7 +149,9 @@ def test_good_rest_urls() -> None:
         "rest:http://dccli:S3cr%3Ft%23x%2F@[::1]:8000/dccli/main/",
         "rest:https://u-1.x:a!$&'()*+,;=:b@h.example.org:443/a/b",
     ):
-        repo = config_of(loads(GOOD.replace('"rest:https://backup.example.org:8000/c1"', json.dumps(url)), "i"))
+        repo = config_of(
+            loads(GOOD.replace('"rest:https://backup.example.org:8000/c1"', json.dumps(url)), "i")
+        )
         assert repo.repositories["remote"].url == url
 
 
@@ -216,3 +228,30 @@ def test_bad_sections_name_file_line_column_and_key(old: str, new: str, expected
 def test_section_must_be_a_mapping_and_keys_required() -> None:
     assert error_of(BASE + "backup: [1]\n").startswith("inv.yml:7:9: backup: expected a mapping")
     assert "missing required key 'repositories'" in error_of(BASE + "backup: {profiles: {}}\n")
+
+
+def test_cli_reports_a_bad_rest_url_in_one_line_without_the_password(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    inv = tmp_path / "inv.yml"
+    inv.write_text(
+        GOOD.replace(
+            '"rest:https://backup.example.org:8000/c1"', '"rest:http://dccli:s3c/ret@h.example.org:8000/c1"'
+        )
+    )
+    for argv in (["inventory", "validate"], ["backup", "run"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "dccli", *argv, "-i", str(inv)],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, DCCLI_HOME=str(tmp_path / "home")),
+            stdin=subprocess.DEVNULL,
+        )
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert proc.stderr == (
+            f'dccli: error: {inv}:12:19: backup.repositories.remote.url: "rest:http://***@h.example.org:8000/c1" '
+            "has an @ after the host; a / in the password must be percent-encoded (%2F)\n"
+        )
+    assert not (tmp_path / "home").exists()  # nothing written: no half-made state

@@ -202,3 +202,12 @@ def test_not_initialized_only_when_the_config_does_not_exist() -> None:
         " dial tcp 127.0.0.1:8001: connect: connection refused",
     ):
         assert not restic.is_not_initialized(other + where), other
+
+
+def test_host_json_reader_says_valueerror_for_anything_not_json(host_ns: dict) -> None:
+    # The clearing of stale locks skips a lock whose `restic cat` printed nothing (removed meanwhile).
+    read = host_ns["_json_loads"]
+    assert read('{"hostname": "node01", "pid": 7}') == {"hostname": "node01", "pid": 7}
+    for bad in ("", "  ", "{", "not json", '{"a": 1} trailing'):
+        with pytest.raises(ValueError):
+            read(bad)
