@@ -3,11 +3,13 @@
 
 A 3-host lab: node01 is backed up to an sftp repository on node03. Each round writes fresh random data
 on node01 (so neither side gets a free ride from deduplication), then times, in alternating order:
-  - dccli:  `dccli backup run --profile bench -l node01` (process start, inventory, repository check,
-            stale-lock check, restic, state DB; the whole command as an operator or cron runs it);
+  - dccli:  `dccli backup run --profile bench -l node01 --json` (process start, inventory, state DB,
+            SSH connections, the storage host's preparation, the helper session, restic, the results in
+            the state DB, exit: the whole command as an operator or cron runs it);
   - restic: the same `restic backup --json ... -- /data/bench` with the same sftp.command, password file
-            and tags, run on node01 directly (nsenter into the host: no SSH at all).
-Prints the medians and dccli's overhead (goal: at most 10%).
+            and tags, into the same repository, run on node01 directly (nsenter into the host: no SSH).
+Prints the medians, dccli's overhead (goal: at most 10%), and where dccli's time goes: per phase, from the
+wall-clock marks and per-host timings of its --json document (`timings`), next to restic's own process.
 
 Usage: python bench/backup.py [--mib 200] [--rounds 5] [--keep]       (needs root: the lab)
 """

@@ -15,7 +15,7 @@ from typing import Any
 
 from dccli.backup import restic
 from dccli.backup.prepare import Preparation, forget_exists
-from dccli.backup.profile import LOCAL, BackupConfig, Profile, Repository
+from dccli.backup.profile import LOCAL, SFTP, BackupConfig, Profile, Repository
 from dccli.backup.repo import BackupError, ensure_password
 from dccli.backup.sessions import FollowedConnection, host_code
 from dccli.executor import FAILED, OK, GroupOutcome, fan_out
@@ -218,6 +218,20 @@ def host_result(
         restic_s=summary.duration_s,
         timings=tuple((timings or {}).items()),
     )
+
+
+def first_hosts(
+    inventory, config: BackupConfig, profiles: list[Profile], selected: set[str] | None, forks: int | None
+):
+    """The hosts the run contacts at once: the first profile's first `forks` hosts and its storage host
+    (later ones wait for a free slot, possibly longer than sshd waits for a login)."""
+    for profile in profiles:
+        names = [n for n in profile.hosts if selected is None or n in selected]
+        if names:
+            repo = config.repositories[profile.repository]
+            first = [inventory.host(n) for n in names[: forks or config.concurrency]]
+            return first + ([inventory.host(repo.host)] if repo.kind == SFTP else [])
+    return []
 
 
 def run_profiles(

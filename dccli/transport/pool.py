@@ -117,6 +117,9 @@ class ConnectionPool:
         return Endpoint(spec, address, port, user, target.identity_files, None)
 
     def close(self) -> None:
+        from dccli.transport import early
+
+        early.discard()  # connections started for hosts this command did not reach after all
         with self._slots_lock:
             slots = list(self._slots.values())
             self._slots.clear()

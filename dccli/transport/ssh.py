@@ -263,8 +263,12 @@ def _open_socket(endpoint: Endpoint, options: ConnectOptions, via: SSHConnection
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise TransportError(f"{label}: jump host {via.name} could not reach "
                                  f"{endpoint.address}:{endpoint.port}: {_reason(exc)}") from None
+    from dccli.transport import early
+
+    sock = early.take(endpoint.address, endpoint.port, options.connect_timeout)  # started before paramiko
     try:
-        sock = socket.create_connection((endpoint.address, endpoint.port), timeout=options.connect_timeout)
+        if sock is None:
+            sock = socket.create_connection((endpoint.address, endpoint.port), timeout=options.connect_timeout)
     except TimeoutError:
         raise TransportError(f"{label}: connect to {endpoint.address}:{endpoint.port} timed out "
                              f"after {options.connect_timeout:g}s") from None
