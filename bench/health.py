@@ -40,8 +40,16 @@ def lab_cpu(tag: str) -> float:
     included: sshd's sessions, the helper, the simulated tools."""
     from dccli.lab.procs import namespace_members, tagged_pids
 
-    ticks = 0
+    ours = os.readlink("/proc/self/ns/pid")
+    seen, ticks = set(), 0
     for init in tagged_pids(tag):
+        try:
+            ns = os.readlink(f"/proc/{init}/ns/pid")
+        except OSError:
+            continue
+        if ns == ours or ns in seen:  # a tagged process outside the hosts (the lab's launcher): not theirs
+            continue
+        seen.add(ns)
         for pid in namespace_members(init):
             try:
                 with open(f"/proc/{pid}/stat") as fh:
