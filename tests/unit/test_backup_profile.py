@@ -92,7 +92,7 @@ def test_rest_url_credentials_are_redacted() -> None:
 
 
 def test_rest_url_parts_decode_credentials_and_keep_the_last_at() -> None:
-    from dccli.backup.profile import rest_url_parts, redact_url
+    from dccli.backup.profile import redact_url, rest_url_parts
     from dccli.backup.repo import access_for
 
     url = "rest:http://dccli:p%2Fw@rd@127.0.0.3:8000/dccli/main"
