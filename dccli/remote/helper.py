@@ -184,17 +184,22 @@ def h_facts(args):
             "query": run([smi, "--query-gpu=" + ",".join(GPU_FIELDS), "--format=csv"]),
             "version": run([smi, "--version"]),
         }
-    ib = "/sys/class/infiniband"
-    if os.path.isdir(ib):
-        for dev in sorted(os.listdir(ib)):
-            ports = os.path.join(ib, dev, "ports")
-            for port in sorted(os.listdir(ports)) if os.path.isdir(ports) else []:
-                base = os.path.join(ports, port)
-                data["infiniband"]["%s/%s" % (dev, port)] = {
-                    k: (read_text(os.path.join(base, k)) or "").strip()
-                    for k in ("state", "phys_state", "rate", "link_layer")
-                }
+    data["infiniband"] = ib_ports()
     return data
+
+
+def ib_ports():
+    """{"mlx5_0/1": {state, phys_state, rate, link_layer}} from sysfs; {} without /sys/class/infiniband."""
+    out, ib = {}, "/sys/class/infiniband"
+    for dev in sorted(os.listdir(ib)) if os.path.isdir(ib) else []:
+        ports = os.path.join(ib, dev, "ports")
+        for port in sorted(os.listdir(ports)) if os.path.isdir(ports) else []:
+            base = os.path.join(ports, port)
+            out["%s/%s" % (dev, port)] = {
+                k: (read_text(os.path.join(base, k)) or "").strip()
+                for k in ("state", "phys_state", "rate", "link_layer")
+            }
+    return out
 
 
 PSEUDO_FS = {

@@ -259,16 +259,8 @@ def h_health(args):
             have = set(names)
             for name in wanted:
                 data["services"][name] = name in have or name.rsplit(".service", 1)[0] in have
-    ib = "/sys/class/infiniband"
-    if os.path.isdir(ib):
-        for dev in sorted(os.listdir(ib)):
-            ports = os.path.join(ib, dev, "ports")
-            for port in sorted(os.listdir(ports)) if os.path.isdir(ports) else []:
-                base = os.path.join(ports, port)
-                data["infiniband"]["%s/%s" % (dev, port)] = {
-                    k: (read_text(os.path.join(base, k)) or "").strip()
-                    for k in ("state", "phys_state", "rate", "link_layer")
-                }
+    if os.path.isdir("/sys/class/infiniband"):
+        data["infiniband"] = ib_ports()
     elif which("ibstat"):
         data["ibstat"] = run(["ibstat"], timeout=30)
     return data
