@@ -134,7 +134,13 @@ def test_ddp_across_2_nodes_follows_to_success_and_logs_every_line(lab):
     assert "hunter2" not in json.dumps(run)
     nodes = run["attempts"][0]["nodes"]
     assert [n["host"] for n in nodes] == ["node01", "node02"]
-    assert all(n["state"] == "exited" and n["exit_code"] == 0 and len(n["ranks_done"]) == 2 for n in nodes)
+    assert all(n["state"] == "exited" and len(n["ranks_done"]) == 2 for n in nodes), nodes
+    # torchrun normally exits 0. Under a loaded machine it was once seen exiting 1 on both nodes after every
+    # rank had finished: the run is then SUCCEEDED with the "crash during teardown" warning, never
+    # restarted. Anything else non-zero is a failure of this test.
+    crashed = [n["host"] for n in nodes if n["exit_code"] != 0]
+    warning = run["attempts"][0].get("warning") or ""
+    assert all(f"{h}: torchrun ended with" in warning and "crash during teardown" in warning for h in crashed)
     assert nodes[0]["logs"]["node"].endswith("/attempt-0/node.log")
     # the env file is 0600 on the node and the secret never shows in any process's argv there
     from dccli.lab.host import host_exec
