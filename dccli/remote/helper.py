@@ -11,8 +11,8 @@ import time
 
 # Start-up cost is paid on every host of every command: `import json` (re, enum) and `import subprocess`
 # (signal, threading, selectors) were 10 of a session's 20 ms of CPU. The wire format stays JSON, through
-# json's own C accelerator (_json, no re); json and subprocess load on first use only, for the steps
-# that need them (restic output, `run`).
+# json's own C accelerator (_json, no re); programs run through spawn/collect (fork, exec, poll); json and
+# subprocess load on first use only, for the steps that use them directly (restic output, Popen).
 try:
     import _json
 
@@ -113,20 +113,105 @@ def which(name):
     return None
 
 
-def run(argv, timeout=30, stdin=None):
-    try:
-        proc = subprocess.run(
-            argv, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout
-        )
-        return {
-            "rc": proc.returncode,
-            "stdout": proc.stdout.decode("utf-8", "replace"),
-            "stderr": proc.stderr.decode("utf-8", "replace"),
+def spawn(argv, stdin=None):
+    """Start argv with stdout and stderr piped (stdin: these bytes, else /dev/null). Returns the handle for
+    collect(), or None when argv[0] cannot be found. fork/exec by hand: `import subprocess` (signal, enum,
+    threading, selectors) costs every host more CPU than most steps (see the note at the top)."""
+    import _signal  # builtin; imported here, not in the child: a fork may copy a held import lock
+
+    path = argv[0] if "/" in argv[0] else which(argv[0])
+    if not path or not os.access(path, os.X_OK):
+        return None
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    in_r, in_w = os.pipe() if stdin else (None, None)
+    pid = os.fork()
+    if pid == 0:  # the child: only async-signal-safe work between fork and exec, then exec or _exit
+        try:
+            _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)  # Python ignores it; the program must not
+            os.dup2(in_r if stdin else os.open(os.devnull, os.O_RDONLY), 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            os.execv(path, list(argv))
+        finally:
+            os._exit(127)
+    for fd in (out_w, err_w, in_r):
+        if fd is not None:
+            os.close(fd)
+    return {"pid": pid, "out": out_r, "err": err_r, "in": in_w, "stdin": stdin or b""}
+
+
+def collect(procs, timeout):
+    """Feed and read every spawned process at once until EOF (they run side by side), then reap each.
+    procs: {name: spawn(...) or None} -> {name: {"rc", "stdout", "stderr"}}; rc None after `timeout` s
+    (the process is killed), 127 when it could not be started."""
+    import select
+
+    deadline = None if timeout is None else time.time() + timeout
+    chunks, writes = {}, {}
+    poller = select.poll()
+    for p in procs.values():
+        if p is None:
+            continue
+        for fd in (p["out"], p["err"]):
+            chunks[fd] = []
+            poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        if p["in"] is not None:
+            writes[p["in"]] = p["stdin"]
+            poller.register(p["in"], select.POLLOUT | select.POLLERR)
+    open_fds = set(chunks) | set(writes)
+    while open_fds:
+        left = None if deadline is None else deadline - time.time()
+        if left is not None and left <= 0:
+            break
+        for fd, event in poller.poll(-1 if left is None else int(left * 1000) + 1):
+            if fd in writes:
+                try:
+                    sent = os.write(fd, writes[fd][:65536]) if not event & select.POLLERR else 0
+                except OSError:  # the program exited without reading all of it (EPIPE)
+                    sent = 0
+                writes[fd] = writes[fd][sent:] if sent else b""
+                if not writes[fd]:
+                    poller.unregister(fd)
+                    os.close(fd)
+                    open_fds.discard(fd)
+                    del writes[fd]
+                continue
+            chunk = os.read(fd, 65536)
+            if chunk:
+                chunks[fd].append(chunk)
+            else:
+                poller.unregister(fd)
+                open_fds.discard(fd)
+    for fd in writes:
+        os.close(fd)
+    out = {}
+    for name, p in procs.items():
+        if p is None:
+            out[name] = {"rc": 127, "stdout": "", "stderr": "not found"}
+            continue
+        timed_out = p["out"] in open_fds or p["err"] in open_fds
+        if timed_out:
+            os.kill(p["pid"], 9)  # not reaped yet, so it cannot be gone
+        _, status = os.waitpid(p["pid"], 0)
+        os.close(p["out"])
+        os.close(p["err"])
+        if timed_out:
+            out[name] = {"rc": None, "stdout": "", "stderr": "timed out after %ss" % timeout}
+            continue
+        out[name] = {
+            "rc": os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status),
+            "stdout": b"".join(chunks[p["out"]]).decode("utf-8", "replace"),
+            "stderr": b"".join(chunks[p["err"]]).decode("utf-8", "replace"),
         }
-    except FileNotFoundError:
+    return out
+
+
+def run(argv, timeout=30, stdin=None):
+    started = spawn(argv, stdin)
+    if started is None:
         return {"rc": 127, "stdout": "", "stderr": "%s: not found" % argv[0]}
-    except subprocess.TimeoutExpired:
-        return {"rc": None, "stdout": "", "stderr": "timed out after %ss" % timeout}
+    return collect({"run": started}, timeout)["run"]
 
 
 @handler("exec")

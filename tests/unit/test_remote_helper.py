@@ -85,3 +85,21 @@ def test_big_results_travel_compressed_and_arrive_whole(tmp_path):
     events = [json.loads(line) for line in raw.splitlines()]
     result = next(e for e in events if e["ev"] == "result")
     assert "data_z" in result and "data" not in result and len(raw) < len(text) // 4
+
+
+def test_run_spawns_programs_as_subprocess_would():
+    """run() (spawn/collect: fork, exec, poll; no subprocess import) on the real system: exit codes, stdin
+    bigger than a pipe buffer fed while output is read, a timeout that kills, a missing program, and a
+    child that does not inherit Python's ignored SIGPIPE."""
+    big = "x" * 300_000
+    results = run_steps(LocalConnection(), [
+        Step("cat", "exec", {"argv": ["sh", "-c", "cat; echo err >&2; exit 3"], "stdin": big}),
+        Step("slow", "exec", {"argv": ["sleep", "30"], "timeout": 0.5}),
+        Step("missing", "exec", {"argv": ["no-such-program-here"]}),
+        Step("sig", "exec", {"argv": ["sh", "-c", "grep SigIgn /proc/self/status"]}),
+    ])
+    cat, slow, missing, sig = (r.data for r in results)
+    assert cat == {"rc": 3, "stdout": big, "stderr": "err\n"}
+    assert slow["rc"] is None and "timed out" in slow["stderr"]
+    assert missing["rc"] == 127 and "not found" in missing["stderr"]
+    assert not int(sig["stdout"].split()[1], 16) & (1 << 12)  # bit 12: SIGPIPE (13) not ignored

@@ -1,8 +1,8 @@
 # Health probe step kinds (dccli health, dccli status). Runs in the helper's namespace (steps/__init__.py):
 # stdlib only, Python 3.6+. Raw sources only; dccli/health/probe.py parses them on the control node.
 # Cost matters (one session per host, many hosts): files are read directly; a process is spawned only for
-# tools that exist (nvidia-smi, dmesg when GPUs exist, chronyc, systemctl for required services); no module
-# beyond the core's is imported (re, glob and subprocess cost more start-up time than the whole probe).
+# tools that exist (nvidia-smi, dmesg when GPUs exist, chronyc, systemctl for required services), through the
+# core's spawn/collect; no module beyond the core's is imported (re and glob cost more than the probe).
 
 
 @handler("health_clock")
@@ -115,81 +115,6 @@ def _xml_pids(text):
         pos = j
 
 
-def _health_start(argv):
-    """Start argv with stdout and stderr piped: (pid, {fd: chunks}) or None. fork/exec by hand, as the
-    simulator does: `import subprocess` would cost more than the rest of this probe."""
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError:
-        for fd in (out_r, out_w, err_r, err_w):
-            os.close(fd)
-        return None
-    if pid == 0:
-        try:
-            null = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null, 0)
-            os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
-            os.execv(argv[0], argv)
-        finally:
-            os._exit(127)
-    os.close(out_w)
-    os.close(err_w)
-    return pid, {out_r: [], err_r: []}
-
-
-def _health_finish(procs, timeout):
-    """Read every started process to EOF (all at once: they run side by side), then reap each.
-    procs: {name: _health_start(...) or None} -> {name: {"rc", "stdout", "stderr"}}."""
-    import select
-
-    deadline = time.time() + timeout
-    fds = {}
-    for started in procs.values():
-        if started is not None:
-            fds.update(started[1])
-    poller = select.poll()
-    for fd in fds:
-        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-    open_fds = set(fds)
-    while open_fds:
-        left = deadline - time.time()
-        if left <= 0:
-            break
-        for fd, _ in poller.poll(int(left * 1000) + 1):
-            chunk = os.read(fd, 65536)
-            if chunk:
-                fds[fd].append(chunk)
-            else:
-                poller.unregister(fd)
-                open_fds.discard(fd)
-    out = {}
-    for name, started in procs.items():
-        if started is None:
-            out[name] = {"rc": 127, "stdout": "", "stderr": "not found"}
-            continue
-        pid, pipes = started
-        timed_out = any(fd in open_fds for fd in pipes)
-        if timed_out:
-            os.kill(pid, 9)  # not reaped yet, so it cannot be gone
-        _, status = os.waitpid(pid, 0)
-        rc = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
-        out_fd, err_fd = list(pipes)
-        for fd in pipes:
-            os.close(fd)
-        if timed_out:
-            out[name] = {"rc": None, "stdout": "", "stderr": "timed out after %ss" % timeout}
-        else:
-            out[name] = {
-                "rc": 127 if rc == 127 and not pipes[out_fd] else rc,
-                "stdout": b"".join(pipes[out_fd]).decode("utf-8", "replace"),
-                "stderr": b"".join(pipes[err_fd]).decode("utf-8", "replace"),
-            }
-    return out
-
-
 @handler("health")
 def h_health(args):
     data = {
@@ -222,12 +147,12 @@ def h_health(args):
     dmesg = which("dmesg") if want_log else None
     procs = {}
     if smi:
-        procs["smi"] = _health_start([smi, "-q", "-x"])
+        procs["smi"] = spawn([smi, "-q", "-x"])
     if want_log:
-        procs["log"] = _health_start([dmesg, "--time-format", "iso"]) if dmesg else None
+        procs["log"] = spawn([dmesg, "--time-format", "iso"]) if dmesg else None
     zombies, names = _health_procs()
     data["defunct"] = zombies
-    done = _health_finish(procs, 60) if procs else {}
+    done = collect(procs, 60) if procs else {}
     if smi:
         data["smi"] = done["smi"]
         # Sections no check reads (parse_smi.XML_UNREAD: <supported_clocks> alone is half of -q -x).
