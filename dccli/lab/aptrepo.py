@@ -265,16 +265,16 @@ def _opaque_dir(path: Path, like: Path) -> None:
 def seed_host_apt(upper: Path) -> None:
     """Inside the host: no apt sources and no package lists from the control node (which point at network
     mirrors the lab must never reach). Called before the host's overlay is mounted."""
-    from dccli.lab.host import _mkdirs_like_lower
+    from dccli.lab.host import mkdirs_like_lower
 
-    etc_apt = _mkdirs_like_lower(upper, "etc/apt")
+    etc_apt = mkdirs_like_lower(upper, "etc/apt")
     if os.path.lexists("/etc/apt/sources.list"):
         _whiteout(etc_apt / "sources.list")
     _opaque_dir(etc_apt / "sources.list.d", Path("/etc/apt/sources.list.d"))
-    apt_lib = _mkdirs_like_lower(upper, "var/lib/apt")
+    apt_lib = mkdirs_like_lower(upper, "var/lib/apt")
     lists = apt_lib / "lists"
     _opaque_dir(lists, Path("/var/lib/apt/lists"))
-    cache = _mkdirs_like_lower(upper, "var/cache/apt")
+    cache = mkdirs_like_lower(upper, "var/cache/apt")
     for name in ("pkgcache.bin", "srcpkgcache.bin"):  # built from the hidden lists: apt rebuilds them
         if os.path.lexists(Path("/var/cache/apt") / name):
             _whiteout(cache / name)

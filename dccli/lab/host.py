@@ -59,7 +59,7 @@ def hidden_paths() -> list[str]:
 # ---------------------------------------------------------------- disk seeding
 
 
-def _mkdirs_like_lower(upper: Path, relative: str) -> Path:
+def mkdirs_like_lower(upper: Path, relative: str) -> Path:
     """Create upper/relative, each level with the mode and owner of the same dir in "/".
 
     An upper dir's attributes win over the lower one's in the merged view, so they must match.
@@ -159,8 +159,8 @@ def prepare_disk(lab_name: str, host: LabHost, hosts: tuple[LabHost, ...], autho
     upper, work, merged = dirs_of(host)
     for path in (upper, work, merged):
         path.mkdir(parents=True, exist_ok=True)
-    etc = _mkdirs_like_lower(upper, "etc")
-    etc_ssh = _mkdirs_like_lower(upper, "etc/ssh")
+    etc = mkdirs_like_lower(upper, "etc")
+    etc_ssh = mkdirs_like_lower(upper, "etc/ssh")
     _write(etc / "hostname", host.name + "\n")
     _write(etc / "hosts", etc_hosts(lab_name, hosts))
     _write(etc / "machine-id", secrets.token_hex(16) + "\n", 0o444)

@@ -38,9 +38,9 @@ echo "$(hostname): reboot requested (dccli lab)"
 
 def seed_host(upper: Path) -> None:
     """Install the in-host reboot command in a host's upper dir (before its overlay is mounted)."""
-    from dccli.lab.host import _mkdirs_like_lower
+    from dccli.lab.host import mkdirs_like_lower
 
-    target = _mkdirs_like_lower(upper, "usr/local/sbin") / Path(COMMAND).name
+    target = mkdirs_like_lower(upper, "usr/local/sbin") / Path(COMMAND).name
     target.write_text(SCRIPT)
     os.chmod(target, 0o755)
 

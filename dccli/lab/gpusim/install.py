@@ -7,10 +7,11 @@ import json
 import os
 import secrets
 import shutil
-import stat
 import time
 import uuid
 from pathlib import Path
+
+from dccli.lab.host import mkdirs_like_lower
 
 from . import klog, model, replay
 
@@ -55,24 +56,6 @@ exec {python} -IS /{lib}/bin/{tool} "$@"
 """
 
 
-def _mkdirs(upper: Path, relative: str) -> Path:
-    """upper/relative, each new level with the mode and owner of the same dir on "/" (the upper's attributes
-    win in the merged view), or 0755 root where "/" has none."""
-    current, lower = upper, Path("/")
-    for part in Path(relative).parts:
-        current, lower = current / part, lower / part
-        if current.is_dir():
-            continue
-        current.mkdir()
-        try:
-            st = lower.stat()
-            os.chmod(current, stat.S_IMODE(st.st_mode))
-            os.chown(current, st.st_uid, st.st_gid)
-        except FileNotFoundError:
-            os.chmod(current, 0o755)
-    return current
-
-
 def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     tmp.write_text(text)
@@ -108,22 +91,22 @@ def sh_launcher(tool: str) -> str:
 
 def seed_gpus(upper: Path, gpu_model: str, count: int, seed: str) -> None:
     """Install the simulator package, its launchers and a fresh state for `count` GPUs of `gpu_model`."""
-    lib = _mkdirs(upper, HOST_LIB) / "gpusim"
+    lib = mkdirs_like_lower(upper, HOST_LIB) / "gpusim"
     lib.mkdir(exist_ok=True)
     for source in PACKAGE_DIR.glob("*.py"):
         shutil.copyfile(source, lib / source.name)
     for relative, (module, function) in LAUNCHERS.items():
         tool = REPLAYED.get(relative)
         if tool:
-            bin_dir = _mkdirs(upper, HOST_LIB + "/bin")
+            bin_dir = mkdirs_like_lower(upper, HOST_LIB + "/bin")
             _atomic_write(bin_dir / tool, launcher(module, function), 0o755)
-        directory = _mkdirs(upper, str(Path(relative).parent))
+        directory = mkdirs_like_lower(upper, str(Path(relative).parent))
         _atomic_write(
             directory / Path(relative).name,
             sh_launcher(tool) if tool else launcher(module, function),
             0o755,
         )
-    state_dir = _mkdirs(upper, model.STATE_DIR.lstrip("/"))
+    state_dir = mkdirs_like_lower(upper, model.STATE_DIR.lstrip("/"))
     _atomic_write(state_dir / "state.json", model.dumps(model.new_state(gpu_model, count, seed)))
 
 
@@ -151,7 +134,7 @@ def driver_version(upper: Path, state: dict) -> str:
 def on_boot(upper: Path) -> dict:
     """A (re)starting host: new boot id and boot time; a GPU host's kernel log starts over with the
     driver's load lines (the ring buffer does not survive a reboot). Returns the boot record."""
-    boot_dir = _mkdirs(upper, model.BOOT_DIR.lstrip("/"))
+    boot_dir = mkdirs_like_lower(upper, model.BOOT_DIR.lstrip("/"))
     record = {"boot_id": str(uuid.uuid4()), "boot_time": time.time(), "boot_monotonic": time.monotonic()}
     _atomic_write(boot_dir / "boot.json", json.dumps(record) + "\n")
     _atomic_write(boot_dir / "boot_id", record["boot_id"] + "\n")
