@@ -11,9 +11,11 @@ import sqlite3
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
+from labcli import dccli as run_dccli
 
 pytestmark = pytest.mark.lab
 
@@ -82,15 +84,7 @@ print(json.dumps(out, sort_keys=True))
 """
 
 
-def dccli(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dccli", *args],
-        capture_output=True,
-        text=True,
-        env=env or dict(os.environ, NO_COLOR="1"),
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+dccli = partial(run_dccli, timeout=300)
 
 
 def hx(lab, host: str, *argv: str, timeout: float = 120) -> str:

@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from labcli import dccli as run_dccli
 
 pytestmark = [
     pytest.mark.lab,
@@ -182,14 +183,7 @@ OUTPUTS: list[str] = []  # everything dccli printed in this module: the password
 
 
 def dccli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "dccli", *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, NO_COLOR="1"),
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = run_dccli(*args, timeout=timeout)
     OUTPUTS.append(proc.stdout + proc.stderr)
     return proc
 

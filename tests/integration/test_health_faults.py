@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
+from labcli import dccli as run_dccli
 
 pytestmark = pytest.mark.lab
 
@@ -32,14 +32,7 @@ HEALTHY = "node10"
 QUIET = "health: {load_per_cpu_warn: 100000, mem_available_warn_pct: 0, mem_available_crit_pct: 0}\n"
 
 
-def dccli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dccli", *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, NO_COLOR="1"),
-        timeout=timeout,
-    )
+dccli = partial(run_dccli, timeout=240)
 
 
 @pytest.fixture(scope="module")

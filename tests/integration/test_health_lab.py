@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
+from labcli import dccli as run_dccli
 
 pytestmark = pytest.mark.lab
 
@@ -17,14 +17,7 @@ pytestmark = pytest.mark.lab
 QUIET = "health: {load_per_cpu_warn: 100000, mem_available_warn_pct: 0, mem_available_crit_pct: 0}\n"
 
 
-def dccli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dccli", *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, NO_COLOR="1"),
-        timeout=timeout,
-    )
+dccli = partial(run_dccli, timeout=180)
 
 
 @pytest.fixture(scope="module")

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+from labcli import dccli
 
 pytestmark = pytest.mark.lab
 
-
-def dccli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dccli", *args], capture_output=True, text=True,
-                          env=dict(os.environ, NO_COLOR="1"), timeout=120)
 
 
 @pytest.fixture

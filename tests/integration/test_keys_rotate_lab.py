@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import psutil
 import pytest
+from labcli import dccli
 from labssh import ssh_ok
 
 pytestmark = pytest.mark.lab
 
-
-def dccli(*args: str, home: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = dict(os.environ, NO_COLOR="1", DCCLI_HOME=str(home))
-    return subprocess.run(
-        [sys.executable, "-m", "dccli", *args], capture_output=True, text=True, env=env, timeout=timeout
-    )
 
 
 def current_key(home: Path) -> Path:

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from labcli import dccli
 from labssh import ssh_ok
 
 pytestmark = pytest.mark.lab
 
-
-def dccli(*args: str, home: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = dict(os.environ, NO_COLOR="1", DCCLI_HOME=str(home))
-    return subprocess.run(
-        [sys.executable, "-m", "dccli", *args], capture_output=True, text=True, env=env, timeout=timeout
-    )
 
 
 def openssh_fingerprint(known_hosts: Path, address: str) -> str:

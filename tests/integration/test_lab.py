@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from labcli import dccli
 
 pytestmark = pytest.mark.lab
 
@@ -413,10 +414,6 @@ def test_lab_commands_without_name_find_the_only_running_lab(lab):
     from dccli.lab.registry import resolve_name
 
     assert resolve_name(None) == lab.name and resolve_name("other") == "other"
-    env = dict(os.environ, NO_COLOR="1")
-    status = subprocess.run([sys.executable, "-m", "dccli", "lab", "status"], capture_output=True, text=True,
-                            env=env, timeout=60)
+    status = dccli("lab", "status")
     assert status.returncode == 0 and status.stdout.startswith(f"lab {lab.name} "), status.stderr
-    inv = subprocess.run([sys.executable, "-m", "dccli", "lab", "inventory"], capture_output=True, text=True,
-                         env=env, timeout=60)
-    assert inv.stdout.strip() == str(lab.inventory_path)
+    assert dccli("lab", "inventory").stdout.strip() == str(lab.inventory_path)

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from labcli import dccli
 
 pytestmark = pytest.mark.lab
 
@@ -39,15 +38,6 @@ FORMS = {
     "boot_id": "cat /proc/sys/kernel/random/boot_id",
 }
 
-
-def dccli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dccli", *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, NO_COLOR="1"),
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")

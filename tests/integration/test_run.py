@@ -13,13 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from labcli import dccli
 
 pytestmark = pytest.mark.lab
 
-
-def dccli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dccli", *args], capture_output=True, text=True,
-                          env=env or dict(os.environ, NO_COLOR="1"), timeout=timeout)
 
 
 def test_run_reaches_every_host_with_its_own_identity(lab):

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+from functools import partial
 
 import pytest
+from labcli import dccli as run_dccli
 
 pytestmark = pytest.mark.lab
 
 
-def dccli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dccli", *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, NO_COLOR="1"),
-        timeout=timeout,
-    )
+dccli = partial(run_dccli, timeout=180)
 
 
 def test_status_json_and_plain_table(lab) -> None:

@@ -9,9 +9,11 @@ import subprocess
 import sys
 import sysconfig
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
+from labcli import dccli as run_dccli
 
 pytestmark = pytest.mark.lab
 
@@ -40,14 +42,7 @@ def require_visible(lab) -> None:
             pytest.skip(f"lab hosts cannot see {path} (on a separate filesystem?): no torch on the nodes")
 
 
-def dccli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dccli", *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, NO_COLOR="1"),
-        timeout=timeout,
-    )
+dccli = partial(run_dccli, timeout=300)
 
 
 def launch(lab, nodes: str, nproc: int, *script_args: str, detach: bool = False, name: str | None = None):

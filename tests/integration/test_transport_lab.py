@@ -13,13 +13,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from labcli import dccli
 
 pytestmark = pytest.mark.lab
 
-
-def dccli(*args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path | None = None):
-    return subprocess.run([sys.executable, "-m", "dccli", *args], capture_output=True, text=True,
-                          env=env or dict(os.environ, NO_COLOR="1"), timeout=timeout, cwd=cwd)
 
 
 def sshd_listener(lab, host_name: str) -> psutil.Process:
