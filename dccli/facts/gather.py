@@ -8,6 +8,7 @@ import time
 from dccli.executor import OK, EventSink, GroupOutcome, fan_out
 from dccli.facts.model import Facts, build
 from dccli.remote.session import Step, run_steps
+from dccli.state.db import transaction
 
 
 def gather(hosts: list, pool, *, forks: int = 64, on_event: EventSink | None = None) -> GroupOutcome[Facts]:
@@ -25,16 +26,11 @@ def gather(hosts: list, pool, *, forks: int = 64, on_event: EventSink | None = N
 
 def store(conn, cluster: str, facts: list[Facts]) -> None:
     now = time.time()
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         conn.executemany(
             "INSERT INTO facts(cluster, host, gathered_at, data) VALUES (?,?,?,?)",
             [(cluster, f.host, now, json.dumps(f.to_dict())) for f in facts],
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def latest(conn, cluster: str) -> dict[str, dict]:

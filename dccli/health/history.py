@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from dccli.health.verdicts import OK
+from dccli.state.db import transaction
 
 if TYPE_CHECKING:
     from dccli.health.model import CheckResult
@@ -47,8 +48,7 @@ def store(
     results: list[CheckResult],
     worst: str,
 ) -> int:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         cur = conn.execute(
             "INSERT INTO health_runs(cluster, started_at, finished_at, worst) VALUES (?,?,?,?)",
             (cluster, started_at, time.time(), worst),
@@ -67,10 +67,6 @@ def store(
             ],
         )
         prune(conn, cluster, started_at - KEEP_S)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return run_id
 
 

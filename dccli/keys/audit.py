@@ -9,6 +9,8 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+from dccli.state.db import transaction
+
 
 @dataclass(frozen=True)
 class AuditRow:
@@ -35,8 +37,7 @@ def open_db(home: Path | None) -> sqlite3.Connection:
 
 def record(home: Path | None, cluster: str, rows: Iterable[AuditRow]) -> None:
     now = time.time()
-    with closing(open_db(home)) as conn:
-        conn.execute("BEGIN IMMEDIATE")
+    with closing(open_db(home)) as conn, transaction(conn):
         conn.executemany(
             "INSERT INTO key_rotations (at, cluster, host, endpoint, kind, old_fingerprint, new_fingerprint,"
             " outcome, step, error, duration_s) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -57,7 +58,6 @@ def record(home: Path | None, cluster: str, rows: Iterable[AuditRow]) -> None:
                 for r in rows
             ],
         )
-        conn.execute("COMMIT")
 
 
 def history(conn: sqlite3.Connection, cluster: str, host: str | None = None, limit: int = 100) -> list[dict]:

@@ -6,12 +6,13 @@ import sqlite3
 import time
 from collections.abc import Iterable
 
+from dccli.state.db import transaction
+
 
 def record(conn: sqlite3.Connection, *, cluster: str, kind: str, command: str, started_at: float,
            outcomes: Iterable, exit_code: int) -> int:
     """Store one fan-out's per-host fates in a single transaction."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         cur = conn.execute(
             "INSERT INTO commands(cluster, kind, command, started_at, finished_at, exit_code) VALUES (?,?,?,?,?,?)",
             (cluster, kind, command, started_at, time.time(), exit_code),
@@ -21,10 +22,6 @@ def record(conn: sqlite3.Connection, *, cluster: str, kind: str, command: str, s
             "INSERT INTO command_hosts(command_id, host, status, exit_code, error, duration_s) VALUES (?,?,?,?,?,?)",
             [(cid, o.host, o.status, getattr(o.value, "exit_code", None), o.error, o.duration_s) for o in outcomes],
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return cid
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from dccli.errors import UsageError
+from dccli.state.db import transaction
 from dccli.train.model import ACTIVE, TERMINAL, AttemptRecord, RunRecord, RunSpec
 
 
@@ -27,17 +28,6 @@ def opened() -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-@contextmanager
-def _tx(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
 def create(
     conn: sqlite3.Connection,
     *,
@@ -48,7 +38,7 @@ def create(
     spec: RunSpec,
     now: float | None = None,
 ) -> None:
-    with _tx(conn):
+    with transaction(conn):
         conn.execute(
             "INSERT INTO train_runs(id, name, cluster, state, created_at, spec) VALUES (?,?,?,?,?,?)",
             (run_id, name, cluster, state, now or time.time(), json.dumps(spec.to_dict())),
@@ -56,7 +46,7 @@ def create(
 
 
 def put_attempt(conn: sqlite3.Connection, run_id: str, attempt: AttemptRecord) -> None:
-    with _tx(conn):
+    with transaction(conn):
         conn.execute(
             "INSERT OR REPLACE INTO train_attempts(run_id, number, state, data) VALUES (?,?,?,?)",
             (run_id, attempt.number, attempt.state, json.dumps(attempt.to_dict())),
@@ -67,7 +57,7 @@ def update_attempt(
     conn: sqlite3.Connection, run_id: str, number: int, change: Callable[[AttemptRecord], AttemptRecord]
 ) -> AttemptRecord:
     """Read-modify-write of one attempt in one transaction (the watcher and `stop` both write nodes)."""
-    with _tx(conn):
+    with transaction(conn):
         row = conn.execute(
             "SELECT data FROM train_attempts WHERE run_id=? AND number=?", (run_id, number)
         ).fetchone()
@@ -92,7 +82,7 @@ def set_state(
 
     touch_attempt=False moves the run only: a run about to start its next attempt must not rewrite
     how the previous attempt ended."""
-    with _tx(conn):
+    with transaction(conn):
         row = conn.execute("SELECT state FROM train_runs WHERE id=?", (run_id,)).fetchone()
         if row is None or row["state"] not in only_from:
             return False
@@ -117,7 +107,7 @@ def set_state(
 
 def reopen(conn: sqlite3.Connection, run_id: str, state: str) -> None:
     """A resumed run is active again (its earlier attempts stay as they were)."""
-    with _tx(conn):
+    with transaction(conn):
         conn.execute("UPDATE train_runs SET state=?, ended_at=NULL WHERE id=?", (state, run_id))
 
 
