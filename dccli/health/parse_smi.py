@@ -49,9 +49,9 @@ def _sum(values: Iterable[int | None]) -> int | None:
 
 # ---- XML (-q -x) ----------------------------------------------------------------------------------------
 
-# Sections of a <gpu> that parse_xml never reads. The health probe cuts them out on the host (two thirds of
-# -q -x: less to encode, send and parse). Keep in step with _gpu_xml: a test parses every real capture with
-# and without them and wants the same report.
+# Sections of a <gpu> that parse_xml never reads. The health probe cuts them out (strip_elements) before
+# parsing: two thirds of -q -x, which ElementTree would build for nothing. Keep in step with _gpu_xml: a test
+# parses every real capture with and without them and wants the same report.
 XML_UNREAD = (
     "supported_clocks",
     "clocks",
@@ -178,6 +178,38 @@ def _gpu_xml(index: int, gpu: ET.Element) -> Gpu:
 
 def _known(text: str | None) -> str | None:
     return None if text is None or text.strip().lower() in _NA else text.strip()
+
+
+def strip_elements(text: str, tags: Iterable[str]) -> str:
+    """text less every <tag>...</tag> element of tags (with its line's indentation and newline); one copy.
+    String search, no parse: the point is to hand ElementTree a third of the text."""
+    spans = []
+    for tag in tags:
+        start_tag, end_tag = f"<{tag}>", f"</{tag}>"
+        pos = 0
+        while True:
+            i = text.find(start_tag, pos)
+            j = text.find(end_tag, i) if i >= 0 else -1
+            if j < 0:
+                break
+            line_start = text.rfind("\n", 0, i) + 1
+            begin = line_start if not text[line_start:i].strip(" \t") else i
+            pos = j + len(end_tag)
+            if text.startswith("\n", pos):
+                pos += 1
+            spans.append((begin, pos))
+    if not spans:
+        return text
+    spans.sort()
+    out, pos = [], 0
+    for begin, end in spans:
+        if begin >= pos:  # a span inside one already cut is gone with it
+            out.append(text[pos:begin])
+            pos = end
+        elif end > pos:
+            pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def parse_xml(text: str) -> SmiReport:

@@ -1,5 +1,5 @@
-"""The health probe: what runs on a host (dccli/remote/steps/health.py, ONE session) and the pure step
-from its raw answer to HostFacts."""
+"""The health probe: run probe.sh on a host (ONE session; dccli/health/shprobe.py) and the pure step from
+its raw answer to HostFacts."""
 
 from __future__ import annotations
 
@@ -13,50 +13,48 @@ from dccli.health.model import HostFacts, NvLink
 
 @dataclass(frozen=True)
 class Raw:
-    """A host's raw answer plus the control node's clock bracket around the `health_clock` step."""
+    """A host's raw answer plus the control node's clock bracket around the probe's clock line."""
 
     host: str
     data: dict[str, Any]
-    clock: float | None  # the host's time.time() in the clock step
+    clock: float | None  # the host's clock when the probe started
     sent: float  # control node time before the session started
-    received: float  # control node time when the clock step's result arrived
+    received: float  # control node time when the clock line arrived
 
 
 def collect(
     conn, services: list[str], *, gpu: bool = True, nvlink: bool = False, timeout: float = 120
 ) -> Raw:
-    """Run the probe on one host in one remote session."""
+    """Run the probe (probe.sh) on one host in one session."""
     from dccli.errors import DccliError
-    from dccli.remote.session import Step, run_steps
+    from dccli.health import shprobe
 
-    stamps: dict[str, float] = {}
+    command, nonce = shprobe.command(list(services), gpu=gpu, nvlink=nvlink)
+    tag = shprobe.clock_line(nonce)
+    seen = bytearray()
+    received: list[float] = []
 
-    def on_result(res) -> None:
-        stamps.setdefault(res.id, time.time())
+    def on_stdout(chunk: bytes) -> None:
+        if not received:  # the clock line's arrival closes the skew bracket
+            seen.extend(chunk)
+            start = seen.find(tag)
+            if start >= 0 and seen.find(b"\n", start) >= 0:
+                received.append(time.time())
 
     sent = time.time()
-    clock, health = run_steps(
-        conn,
-        [
-            Step("clock", "health_clock"),
-            Step(
-                "health",
-                "health",
-                {
-                    "services": list(services),
-                    "gpu": gpu,
-                    "nvlink": nvlink,
-                    "smi_unread": list(parse_smi.XML_UNREAD),
-                },
-            ),
-        ],
-        timeout=timeout,
-        on_result=on_result,
-    )
-    if not health.ok:
-        raise DccliError(f"{conn.name}: health probe failed: {health.error}")
-    host_time = clock.data.get("time") if clock.ok and isinstance(clock.data, dict) else None
-    return Raw(conn.name, health.data, host_time, sent, stamps.get("clock", time.time()))
+    outcome = conn.exec(command, on_stdout=on_stdout, timeout=timeout)
+    if outcome.timed_out:
+        raise DccliError(f"{conn.name}: health probe timed out after {timeout:g}s")
+    try:
+        clock, sections = shprobe.split(outcome.stdout, nonce)
+    except shprobe.ProbeError as exc:
+        err = outcome.stderr.decode("utf-8", "replace").strip().splitlines()
+        how = f"exit {outcome.exit_code}" if outcome.exit_code is not None else "no exit status"
+        raise DccliError(
+            f"{conn.name}: health probe failed: {exc} ({how}" + (f": {err[-1][:300]})" if err else ")")
+        ) from None
+    data = shprobe.to_raw(clock, sections, list(services))
+    return Raw(conn.name, data, clock, sent, received[0] if received else time.time())
 
 
 def skew(raw: Raw) -> tuple[float | None, float]:
@@ -74,7 +72,9 @@ def facts_from_raw(raw: Raw) -> HostFacts:
     if res is not None:
         if res.get("rc") == 0:
             try:
-                smi = parse_smi.parse_xml(res.get("stdout") or "")
+                smi = parse_smi.parse_xml(
+                    parse_smi.strip_elements(res.get("stdout") or "", parse_smi.XML_UNREAD)
+                )
             except parse_smi.SmiParseError as exc:
                 smi_error = f"nvidia-smi -q -x unreadable: {exc}"
         else:

@@ -398,14 +398,11 @@ def test_mount_info_captures(real_fixtures: Path) -> None:
 
 
 def test_probe_cuts_only_what_parse_xml_never_reads(real_fixtures: Path) -> None:
-    """The health probe strips parse_smi.XML_UNREAD from -q -x on the host (dccli/remote/steps/health.py):
-    every real capture must give the same report with and without those sections, and lose most of its size."""
+    """The health probe strips parse_smi.XML_UNREAD from -q -x before parsing (probe.facts_from_raw): every
+    real capture must give the same report with and without those sections, and lose most of its size."""
     from dccli.health import parse_smi
-    from dccli.remote.session import helper_source
 
-    namespace: dict = {}
-    exec(compile(helper_source().decode().replace("\nmain()\n", "\n"), "helper", "exec"), namespace)
-    strip = namespace["_strip_elements"]
+    strip = parse_smi.strip_elements
     captures = sorted(real_fixtures.glob("*.xml"))
     assert len(captures) >= 10
     for path in captures:
