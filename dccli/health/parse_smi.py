@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
+from functools import lru_cache
 
 from dccli.health.model import Gpu, GpuProcess, SmiReport
 
@@ -181,35 +182,15 @@ def _known(text: str | None) -> str | None:
 
 
 def strip_elements(text: str, tags: Iterable[str]) -> str:
-    """text less every <tag>...</tag> element of tags (with its line's indentation and newline); one copy.
-    String search, no parse: the point is to hand ElementTree a third of the text."""
-    spans = []
-    for tag in tags:
-        start_tag, end_tag = f"<{tag}>", f"</{tag}>"
-        pos = 0
-        while True:
-            i = text.find(start_tag, pos)
-            j = text.find(end_tag, i) if i >= 0 else -1
-            if j < 0:
-                break
-            line_start = text.rfind("\n", 0, i) + 1
-            begin = line_start if not text[line_start:i].strip(" \t") else i
-            pos = j + len(end_tag)
-            if text.startswith("\n", pos):
-                pos += 1
-            spans.append((begin, pos))
-    if not spans:
-        return text
-    spans.sort()
-    out, pos = [], 0
-    for begin, end in spans:
-        if begin >= pos:  # a span inside one already cut is gone with it
-            out.append(text[pos:begin])
-            pos = end
-        elif end > pos:
-            pos = end
-    out.append(text[pos:])
-    return "".join(out)
+    """text less every <tag>...</tag> element of tags (leaving its line's indentation). One regex pass, no
+    parse: the point is to hand ElementTree a third of the text (30 str.find scans cost as much as parsing)."""
+    return _unread_pattern(tuple(tags)).sub("", text)
+
+
+@lru_cache(maxsize=4)
+def _unread_pattern(tags: tuple[str, ...]) -> re.Pattern[str]:
+    names = "|".join(map(re.escape, tags))
+    return re.compile(rf"<({names})>.*?</\1>\n?", re.S)
 
 
 def parse_xml(text: str) -> SmiReport:

@@ -1,11 +1,11 @@
-# dccli health probe. Runs ON a host as: sh -c "$THIS" dccli-health NONCE GPU NVLINK KLOG [SERVICE...]
+# dccli health probe. Runs ON a host as: sh -c "$THIS" dccli-health NONCE GPU NVLINK KLOG SMI_TIMEOUT [SERVICE...]
 # (dccli/health/shprobe.py builds that command from validated values and parses what this prints).
 # POSIX sh and the host's own tools only: date, tail, df, gzip; nvidia-smi, dmesg, chronyc, timedatectl,
 # systemctl, ibstat where present. No python3 needed, and a probe costs a host ~10 ms of CPU where the
 # Python helper cost ~21 ms (docs/ARCHITECTURE.md, "The health probe is a shell script").
 # Raw sources only, each after a line "@@NONCE KIND NAME...": nothing is judged here.
-N=$1 GPU=$2 NVLINK=$3 KLOG=$4
-shift 4
+N=$1 GPU=$2 NVLINK=$3 KLOG=$4 SMI_TIMEOUT=$5
+shift 5
 # First and at once, uncompressed: the control node brackets this line's arrival for the clock skew.
 date "+@@$N clock %s.%N"
 exec </dev/null
@@ -29,7 +29,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
   x files tail -n +1 /proc/sys/kernel/random/boot_id /proc/meminfo /proc/loadavg /proc/stat /proc/[0-9]*/stat
   # Space and inodes per real file system (df leaves out proc, sysfs... and bind mounts of one device).
   printf '\n@@%s err df\n' "$N"
-  o=$(df -B1 --output=fstype,size,used,avail,itotal,iavail,target)
+  o=$(df -B1 --output=fstype,size,used,avail,itotal,iavail,target 2>&3)
   case $o in
   Type*) printf '\n@@%s out df\n%s\n' "$N" "$o" ;;
   *) x dfk df -P -k ;; # busybox, coreutils before 8.21: no --output, so no inodes
@@ -40,11 +40,11 @@ have() { command -v "$1" >/dev/null 2>&1; }
   if [ -n "$smi" ]; then
     # A wedged GPU can hang nvidia-smi for minutes: bounded, so the hang itself is the finding.
     t=
-    if have timeout; then t="timeout -k 5 60"; fi
+    if have timeout; then t="timeout -k 5 $SMI_TIMEOUT"; fi
     printf '\n@@%s err smi\n' "$N"
-    o=$($t "$smi" -q -x)
+    o=$($t "$smi" -q -x 2>&3)
     r=$?
-    printf '\n@@%s out smi %s %s\n%s\n' "$N" "$r" "${t:+timeout}" "$o"
+    printf '\n@@%s out smi %s %s\n%s\n' "$N" "$r" "${t:+timeout $SMI_TIMEOUT}" "$o"
     case $o in
     *'<pid>'*)
       # The GPU processes' DCCLI_RUN_ID (processes that belong to no dccli run are a finding).

@@ -49,7 +49,8 @@ PSEUDO_FS = frozenset(
         "iso9660",
     }
 )
-TIMEOUT_RC = 124  # coreutils timeout(1) when nvidia-smi overran its 60 s
+TIMEOUT_RC = 124  # coreutils timeout(1) when nvidia-smi overran SMI_TIMEOUT_S
+SMI_TIMEOUT_S = 60  # a wedged GPU can hang nvidia-smi for minutes; a healthy 8-GPU -q -x takes a few seconds
 
 
 class ProbeError(DccliError):
@@ -67,6 +68,7 @@ def command(
     gpu: bool = True,
     nvlink: bool = False,
     kernel_log: bool = True,
+    smi_timeout_s: int = SMI_TIMEOUT_S,
     nonce: str | None = None,
 ) -> tuple[str, str]:
     """(the remote command line, its nonce). Services are checked again here: they become argv words."""
@@ -75,7 +77,14 @@ def command(
         if problem:
             raise DccliError(f"health service name {name!r} {problem}")
     nonce = nonce or secrets.token_hex(8)
-    words = [nonce, "1" if gpu else "0", "1" if nvlink else "0", "1" if kernel_log else "0", *services]
+    words = [
+        nonce,
+        "1" if gpu else "0",
+        "1" if nvlink else "0",
+        "1" if kernel_log else "0",
+        str(int(smi_timeout_s)),
+        *services,
+    ]
     return f"sh -c {shlex.quote(script())} dccli-health {' '.join(shlex.quote(w) for w in words)}", nonce
 
 
@@ -105,6 +114,8 @@ def split(stdout: bytes, nonce: str) -> tuple[float | None, list[tuple[str, str]
             body = inflater.decompress(body)
         except zlib.error as exc:
             raise ProbeError(f"probe output damaged: {exc}") from None
+        if not inflater.eof:
+            raise ProbeError("probe output cut short (the host or its session went away)")
     elif mode != f"@@{nonce} plain":
         raise ProbeError(f"probe output: unexpected line {mode[:80]!r}")
     text = body.decode("utf-8", "replace")
@@ -136,14 +147,18 @@ def to_raw(clock: float | None, sections: list[tuple[str, str]], services: list[
             entry["stdout"] = body
             if len(words) > 1:  # "out smi RC [timeout]": the rc came with the output
                 entry["rc"] = _rc(words[1])
-                if entry["rc"] == TIMEOUT_RC and words[2:] == ["timeout"]:
-                    entry["rc"], entry["stderr"] = None, "timed out after 60s"
+                if entry["rc"] == TIMEOUT_RC and len(words) == 4 and words[2] == "timeout":
+                    entry["rc"], entry["stderr"], entry["timed_out"] = (
+                        None,
+                        f"timed out after {words[3]}s",
+                        True,
+                    )
         elif kind == "rc" and len(words) == 2:
             entry = runs.setdefault(words[0], {"rc": None, "stdout": "", "stderr": ""})
             entry["rc"], entry["stderr"] = _rc(words[1]), body
         elif kind == "err" and words:
             entry = runs.setdefault(words[0], {"rc": None, "stdout": "", "stderr": ""})
-            if entry["stderr"] != "timed out after 60s":
+            if not entry.get("timed_out"):
                 entry["stderr"] = body
         elif kind == "flag" and words:
             flags.add(words[0])
@@ -164,9 +179,9 @@ def to_raw(clock: float | None, sections: list[tuple[str, str]], services: list[
         "loadavg": files.get("/proc/loadavg"),
         "stat_btime": btime,
         "cpus": cpus,
-        "mounts": _df(runs["df"]["stdout"])
-        if "df" in runs
-        else _df_posix(runs.get("dfk", {}).get("stdout", "")),
+        "mounts": _df_posix(runs["dfk"]["stdout"])
+        if "dfk" in runs
+        else _df(runs.get("df", {}).get("stdout", "")),
         "reboot_required": "reboot" in flags,
         "smi": runs.get("smi"),
         "nvlink": runs.get("nvlink"),
