@@ -4,9 +4,9 @@
 
 Each round runs the three commands once, in a rotating order, on the same hosts; we print the median wall
 time of each and the ratios health/run and status/run (goal <= 1.5x). health: every probe of a host rides in
-ONE helper session; status: one plain exec session per host (nvidia-smi --query-gpu + /proc/loadavg) plus the
+ONE session (dccli/health/probe.sh); status: one plain exec session per host (nvidia-smi --query-gpu + /proc/loadavg) plus the
 stored health verdicts. Also printed: the CPU each command cost the lab's hosts (every process in their PID
-namespaces: sshd, the helper, the simulated tools) and dccli itself. The hosts share this machine's cores, so
+namespaces: sshd, the probe, the simulated tools) and dccli itself. The hosts share this machine's cores, so
 wall time here follows total CPU; on a real cluster each host pays only its own share. Thresholds are relaxed in a copy of the inventory only for the
 shared kernel's load and memory, so exit codes stay 0 and any failure is a real one.
 
