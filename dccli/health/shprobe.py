@@ -20,35 +20,10 @@ from typing import Any
 from dccli.errors import DccliError
 from dccli.inventory.fields import service_name_problem
 
-# File systems no disk check is about (df --output names their type; its -P fallback does not).
-# squashfs and iso9660 are read-only images, always 100% used (snaps, live media): never a full disk.
-PSEUDO_FS = frozenset(
-    {
-        "proc",
-        "sysfs",
-        "devtmpfs",
-        "devpts",
-        "cgroup",
-        "cgroup2",
-        "securityfs",
-        "debugfs",
-        "tracefs",
-        "pstore",
-        "bpf",
-        "mqueue",
-        "hugetlbfs",
-        "configfs",
-        "fusectl",
-        "autofs",
-        "binfmt_misc",
-        "nsfs",
-        "rpc_pipefs",
-        "efivarfs",
-        "ramfs",
-        "squashfs",
-        "iso9660",
-    }
-)
+# df itself leaves out the pseudo file systems (proc, sysfs, cgroup...: no blocks) and repeats of a device. Of
+# what it shows, these are no disk to fill: devtmpfs holds device nodes; squashfs and iso9660 are read-only
+# images, always 100% used (snaps, live media). df -P (the fallback) names no type, so it keeps them.
+NOT_A_DISK = frozenset({"devtmpfs", "squashfs", "iso9660", "efivarfs"})
 TIMEOUT_RC = 124  # coreutils timeout(1) when nvidia-smi overran SMI_TIMEOUT_S
 SMI_TIMEOUT_S = 60  # a wedged GPU can hang nvidia-smi for minutes; a healthy 8-GPU -q -x takes a few seconds
 
@@ -233,7 +208,7 @@ def _df(text: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for line in text.splitlines()[1:]:
         fields = line.split(None, 6)
-        if len(fields) < 7 or fields[0] in PSEUDO_FS or not fields[1].isdigit() or int(fields[1]) == 0:
+        if len(fields) < 7 or fields[0] in NOT_A_DISK or not fields[1].isdigit() or int(fields[1]) == 0:
             continue
         fstype, size, used, avail, inodes, ifree, path = fields
         out.setdefault(

@@ -59,7 +59,7 @@ def test_probe_reads_this_machine() -> None:
     st = os.statvfs("/")
     root = data["mounts"]["/"]
     assert root["size"] == st.f_blocks * st.f_frsize and root["inodes"] == st.f_files
-    assert not any(m["fstype"] in shprobe.PSEUDO_FS for m in data["mounts"].values())
+    assert not any(m["fstype"] in shprobe.NOT_A_DISK | {"proc", "sysfs"} for m in data["mounts"].values())
     assert data["smi"] is None and data["kernel_log"] is None  # no nvidia-smi here: no GPU sections
     assert isinstance(data["defunct"], int)
     facts = facts_from_raw(Raw("here", data, data["time"], before, time.time()))
