@@ -114,27 +114,22 @@ def to_raw(clock: float | None, sections: list[tuple[str, str]], services: list[
     runs: dict[str, dict[str, Any]] = {}
     flags: set[str] = set()
     pids: list[tuple[int, bool]] = []
+    cut_off: dict[str, str] = {}  # name -> "timed out after Ns": timeout(1) ended it, its stderr says nothing
     for marker, body in sections:
         kind, _, rest = marker.partition(" ")
         words = rest.split()
-        if kind == "out" and words:
-            entry = runs.setdefault(words[0], {"rc": None, "stdout": "", "stderr": ""})
+        command = words and kind in ("out", "rc", "err")
+        entry = runs.setdefault(words[0], {"rc": None, "stdout": "", "stderr": ""}) if command else {}
+        if kind == "out" and command:
             entry["stdout"] = body
-            if len(words) > 1:  # "out smi RC [timeout]": the rc came with the output
+            if len(words) > 1:  # "out smi RC [timeout N]": the rc came with the output
                 entry["rc"] = _rc(words[1])
                 if entry["rc"] == TIMEOUT_RC and len(words) == 4 and words[2] == "timeout":
-                    entry["rc"], entry["stderr"], entry["timed_out"] = (
-                        None,
-                        f"timed out after {words[3]}s",
-                        True,
-                    )
-        elif kind == "rc" and len(words) == 2:
-            entry = runs.setdefault(words[0], {"rc": None, "stdout": "", "stderr": ""})
+                    entry["rc"], cut_off[words[0]] = None, f"timed out after {words[3]}s"
+        elif kind == "rc" and command and len(words) == 2:
             entry["rc"], entry["stderr"] = _rc(words[1]), body
-        elif kind == "err" and words:
-            entry = runs.setdefault(words[0], {"rc": None, "stdout": "", "stderr": ""})
-            if not entry.get("timed_out"):
-                entry["stderr"] = body
+        elif kind == "err" and command:
+            entry["stderr"] = body
         elif kind == "flag" and words:
             flags.add(words[0])
         elif kind == "pids":
@@ -142,6 +137,8 @@ def to_raw(clock: float | None, sections: list[tuple[str, str]], services: list[
                 pid, _, unreadable = line.partition(" ")
                 if pid.isdigit():
                     pids.append((int(pid), unreadable == "?"))
+    for name, why in cut_off.items():
+        runs[name]["stderr"] = why
     files = _tail_files(runs.get("files", {}).get("stdout", ""))
     stat = files.get("/proc/stat", "")
     btime = next((float(line.split()[1]) for line in stat.splitlines() if line.startswith("btime ")), None)
