@@ -118,3 +118,21 @@ def test_results_are_stored_in_the_state_db(inv: Path) -> None:
     assert {r[0] for r in rows} == {"node01"} and ("node01", "host.disk", "OK") in rows
     (host_time,) = conn.execute("SELECT host_time FROM health_hosts WHERE run_id = ?", (run_id,)).fetchone()
     assert host_time > 1.7e9
+
+
+def test_health_needs_no_python3_on_the_host(make_lab, tmp_path: Path) -> None:
+    """The probe is sh and the host's own tools: a host without python3 (where the helper, and so `dccli
+    facts`, cannot run) still gets every host check."""
+    info = make_lab(hosts=1)
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(QUIET + Path(info.inventory_path).read_text())
+    gone = dccli("run", "-i", str(inv), "rm -f /usr/bin/python3 /usr/bin/python3.* && ! command -v python3")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    facts = dccli("facts", "-i", str(inv))
+    assert facts.returncode != 0 and "needs python3" in facts.stdout + facts.stderr
+    proc = dccli("health", "-i", str(inv), "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert [(h["host"], h["verdict"]) for h in doc["hosts"]] == [("node01", "OK")]
+    checks = {r["check"] for r in doc["results"]}
+    assert {"host.disk", "host.inodes", "host.memory", "host.clock_skew", "host.defunct"} <= checks, checks
