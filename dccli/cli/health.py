@@ -50,9 +50,9 @@ def health(
     from dccli.cli.common import load_inventory
     from dccli.cli.targets import make_pool, remember, select_hosts
     from dccli.errors import ExitCode, UsageError
-    from dccli.health import formats, history
-    from dccli.health.model import NAGIOS_CODE, OK
+    from dccli.health import history
     from dccli.health.run import run_health
+    from dccli.health.verdicts import NAGIOS_CODE, OK
     from dccli.output import jsonout
     from dccli.output.console import Env
     from dccli.output.hostlines import summary
@@ -81,6 +81,8 @@ def health(
         cursors = history.xid_cursors(conn, inv.cluster)
     with make_pool(inv, timeout) as pool:
         report = run_health(inv, hosts, pool, forks=forks, cursors=cursors)
+    from dccli.health import formats  # after the probes: nothing in it is needed to reach the hosts
+
     with closing(db.connect()) as conn:
         run_id = history.store(
             conn, inv.cluster, started, list(report.hosts), list(report.results), report.worst()

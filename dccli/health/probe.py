@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dccli.health import parse_logs, parse_smi
-from dccli.health.model import HostFacts, NvLink
+if TYPE_CHECKING:
+    from dccli.health.model import HostFacts
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,12 @@ def skew(raw: Raw) -> tuple[float | None, float]:
 
 
 def facts_from_raw(raw: Raw) -> HostFacts:
+    # Imported here, not at the top: the first probe to finish pays for them while the other hosts still
+    # answer, instead of dccli paying before it connects to anyone.
+    from dccli.facts.parse import parse_meminfo
+    from dccli.health import parse_logs, parse_smi
+    from dccli.health.model import HostFacts, NvLink
+
     d = raw.data
     smi = smi_error = None
     res = d.get("smi")
@@ -90,8 +96,6 @@ def facts_from_raw(raw: Raw) -> HostFacts:
         nvlinks = tuple(
             NvLink(g, ln, up, sp) for g, ln, up, sp in parse_smi.parse_nvlink_status(nvl.get("stdout", ""))
         )
-    from dccli.facts.parse import parse_meminfo
-
     meminfo = parse_meminfo(d.get("meminfo"))
     ib = None
     if d.get("infiniband"):
