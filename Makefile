@@ -6,7 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # rclone: `rclone serve restic` is the rest-server of the backup tests (Debian 12 packages no rest-server).
-APT_PACKAGES := openssh-server openssh-client pdsh clustershell restic rclone iproute2 cron util-linux procps dpkg-dev python3-apt python3-venv sudo
+# busybox: the health probe's test on a busybox userland (sh, df without --output, date without %N).
+APT_PACKAGES := openssh-server openssh-client pdsh clustershell restic rclone iproute2 cron util-linux procps dpkg-dev python3-apt python3-venv sudo busybox
 STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test lint bench clean

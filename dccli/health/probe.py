@@ -20,6 +20,7 @@ class Raw:
     clock: float | None  # the host's clock when the probe started
     sent: float  # control node time before the session started
     received: float  # control node time when the clock line arrived
+    clock_resolution: float = 0.0  # 1.0 where the host's date gives whole seconds (busybox)
 
 
 def collect(
@@ -46,7 +47,7 @@ def collect(
     if outcome.timed_out:
         raise DccliError(f"{conn.name}: health probe timed out after {timeout:g}s")
     try:
-        clock, sections = shprobe.split(outcome.stdout, nonce)
+        clock, resolution, sections = shprobe.split(outcome.stdout, nonce)
     except shprobe.ProbeError as exc:
         err = outcome.stderr.decode("utf-8", "replace").strip().splitlines()
         how = f"exit {outcome.exit_code}" if outcome.exit_code is not None else "no exit status"
@@ -54,7 +55,7 @@ def collect(
             f"{conn.name}: health probe failed: {exc} ({how}" + (f": {err[-1][:300]})" if err else ")")
         ) from None
     data = shprobe.to_raw(clock, sections, list(services))
-    return Raw(conn.name, data, clock, sent, received[0] if received else time.time())
+    return Raw(conn.name, data, clock, sent, received[0] if received else time.time(), resolution)
 
 
 def skew(raw: Raw) -> tuple[float | None, float]:
@@ -62,7 +63,8 @@ def skew(raw: Raw) -> tuple[float | None, float]:
     if raw.clock is None:
         return None, 0.0
     mid = (raw.sent + raw.received) / 2
-    return raw.clock - mid, (raw.received - raw.sent) / 2
+    half = raw.clock_resolution / 2  # a floored whole second: the time lies within [clock, clock + 1)
+    return raw.clock + half - mid, (raw.received - raw.sent) / 2 + half
 
 
 def facts_from_raw(raw: Raw) -> HostFacts:

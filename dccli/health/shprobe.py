@@ -24,7 +24,7 @@ from dccli.inventory.fields import service_name_problem
 # what it shows, these are no disk to fill: devtmpfs holds device nodes; squashfs and iso9660 are read-only
 # images, always 100% used (snaps, live media). df -P (the fallback) names no type, so it keeps them.
 NOT_A_DISK = frozenset({"devtmpfs", "squashfs", "iso9660", "efivarfs"})
-TIMEOUT_RC = 124  # coreutils timeout(1) when nvidia-smi overran SMI_TIMEOUT_S
+TIMEOUT_RC = (124, 143)  # timeout(1) ended nvidia-smi after SMI_TIMEOUT_S: coreutils 124, busybox 143 (TERM)
 SMI_TIMEOUT_S = 60  # a wedged GPU can hang nvidia-smi for minutes; a healthy 8-GPU -q -x takes a few seconds
 
 
@@ -67,10 +67,9 @@ def clock_line(nonce: str) -> bytes:
     return b"@@" + nonce.encode() + b" clock "
 
 
-def split(stdout: bytes, nonce: str) -> tuple[float | None, list[tuple[str, str]]]:
-    """(the host's clock, [(marker, body)...]) from the probe's whole stdout; ProbeError if it is not whole.
-
-    Lines before the clock line are a login script's noise and are skipped.
+def split(stdout: bytes, nonce: str) -> tuple[float | None, float, list[tuple[str, str]]]:
+    """(the host's clock, its resolution in seconds, [(marker, body)...]) from the probe's whole stdout;
+    ProbeError if it is not whole. Lines before the clock line are a login script's noise and are skipped.
     """
     tag = clock_line(nonce)
     start = stdout.find(tag)
@@ -80,7 +79,7 @@ def split(stdout: bytes, nonce: str) -> tuple[float | None, list[tuple[str, str]
     mode_end = stdout.find(b"\n", line_end + 1) if line_end >= 0 else -1
     if mode_end < 0:
         raise ProbeError("probe output ended after its first line")
-    clock = _float(stdout[start + len(tag) : line_end].decode("ascii", "replace"))
+    clock, resolution = _clock(stdout[start + len(tag) : line_end].decode("ascii", "replace"))
     mode = stdout[line_end + 1 : mode_end].decode("ascii", "replace")
     body = stdout[mode_end + 1 :]
     if mode == f"@@{nonce} gz":
@@ -98,15 +97,16 @@ def split(stdout: bytes, nonce: str) -> tuple[float | None, list[tuple[str, str]
     sections = list(zip(parts[1::2], parts[2::2], strict=True))
     if not sections or sections[-1][0] != "end":
         raise ProbeError("probe output ended early (the host or its session went away)")
-    return clock, sections
+    return clock, resolution, sections
 
 
-def _float(text: str) -> float | None:
+def _clock(text: str) -> tuple[float | None, float]:
+    """`date +%s.%N` -> (seconds, 0.0); busybox's date knows no %N: (whole seconds, 1.0), the time floored."""
     try:
-        return float(text.strip())
-    except ValueError:  # busybox date without %N: whole seconds
+        return float(text.strip()), 0.0
+    except ValueError:
         head = text.strip().split(".")[0]
-        return float(head) if head.isdigit() else None
+        return (float(head), 1.0) if head.isdigit() else (None, 0.0)
 
 
 def to_raw(clock: float | None, sections: list[tuple[str, str]], services: list[str]) -> dict[str, Any]:
@@ -124,7 +124,7 @@ def to_raw(clock: float | None, sections: list[tuple[str, str]], services: list[
             entry["stdout"] = body
             if len(words) > 1:  # "out smi RC [timeout N]": the rc came with the output
                 entry["rc"] = _rc(words[1])
-                if entry["rc"] == TIMEOUT_RC and len(words) == 4 and words[2] == "timeout":
+                if entry["rc"] in TIMEOUT_RC and len(words) == 4 and words[2] == "timeout":
                     entry["rc"], cut_off[words[0]] = None, f"timed out after {words[3]}s"
         elif kind == "rc" and command and len(words) == 2:
             entry["rc"], entry["stderr"] = _rc(words[1]), body

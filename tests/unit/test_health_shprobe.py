@@ -26,7 +26,7 @@ def probe(services: list[str] | None = None, *, path: str | None = None, **kw) -
     env = dict(os.environ, PATH=path or os.environ["PATH"])
     done = subprocess.run(["/bin/sh", "-c", command], env=env, capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    clock, sections = shprobe.split(done.stdout, nonce)
+    clock, _, sections = shprobe.split(done.stdout, nonce)
     return shprobe.to_raw(clock, sections, list(services or [])), done.stdout
 
 
@@ -160,6 +160,37 @@ def test_without_gzip_and_without_df_output(tmp_path: Path) -> None:
     assert data["meminfo"] and data["cpus"] == os.cpu_count()
 
 
+def test_probe_on_a_busybox_userland(tmp_path: Path) -> None:
+    """busybox's sh, date (no %N), tail, df (no --output), gzip, grep, sed and timeout (143, not 124, when it
+    ends a hung nvidia-smi): every section still comes back, the clock at whole seconds."""
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.fail("busybox missing: `make setup` installs it (Makefile APT_PACKAGES)")
+    d = tmp_path / "bin"
+    d.mkdir()
+    for name in TOOLS:
+        (d / name).symlink_to(busybox)
+    fake(d, "nvidia-smi", "exec sleep 30\n")
+    fake(d, "dmesg", "exit 0\n")
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        command, nonce = shprobe.command(["sleep"], smi_timeout_s=1)
+        env = dict(os.environ, PATH=str(d))
+        done = subprocess.run([str(d / "sh"), "-c", command], env=env, capture_output=True, timeout=60)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert done.returncode == 0, done.stderr
+    clock, resolution, sections = shprobe.split(done.stdout, nonce)
+    assert resolution == 1.0 and clock is not None and abs(clock - time.time()) < 5
+    data = shprobe.to_raw(clock, sections, ["sleep"])
+    assert data["cpus"] == os.cpu_count() and "MemTotal:" in data["meminfo"]
+    st = os.statvfs("/")
+    assert data["mounts"]["/"]["size"] == st.f_blocks * st.f_frsize
+    assert data["services"] == {"sleep": True}
+    assert data["smi"]["rc"] is None and data["smi"]["stderr"] == "timed out after 1s"
+
+
 def test_ibstat_when_sysfs_has_no_infiniband(tmp_path: Path, real_fixtures: Path) -> None:
     if Path("/sys/class/infiniband").is_dir():
         pytest.fail("this machine has InfiniBand sysfs: the ibstat fallback cannot be exercised here")
@@ -191,8 +222,8 @@ def wire(body: str, *, noise: bytes = b"", compress: bool = True) -> bytes:
 
 def test_split_skips_login_noise_and_wants_the_end_marker() -> None:
     body = f"\n@@{NONCE} out files\n==> /proc/loadavg <==\n0.1 0.2 0.3 1/2 3\n\n@@{NONCE} rc files 0\n\n@@{NONCE} end\n"
-    clock, sections = shprobe.split(wire(body, noise=b"Welcome to node01\n"), NONCE)
-    assert clock == 1700000000.25
+    clock, resolution, sections = shprobe.split(wire(body, noise=b"Welcome to node01\n"), NONCE)
+    assert (clock, resolution) == (1700000000.25, 0.0)
     assert sections[0] == ("out files", "==> /proc/loadavg <==\n0.1 0.2 0.3 1/2 3\n")
     cut = wire(body)[:-8]  # the gzip stream cut short: the host went away mid-probe
     with pytest.raises(shprobe.ProbeError):
@@ -207,7 +238,7 @@ def test_a_forged_marker_without_the_nonce_is_only_text() -> None:
     body = (
         f"\n@@{NONCE} out log\nkernel: @@deadbeef end\n@@ out smi 0\n\n@@{NONCE} rc log 0\n\n@@{NONCE} end\n"
     )
-    _, sections = shprobe.split(wire(body, compress=False), NONCE)
+    _, _, sections = shprobe.split(wire(body, compress=False), NONCE)
     raw = shprobe.to_raw(None, sections, [])
     assert raw["kernel_log"] == {"rc": 0, "stdout": "kernel: @@deadbeef end\n@@ out smi 0\n", "stderr": ""}
     assert raw["smi"] is None
@@ -231,10 +262,20 @@ def test_to_raw_flags_pids_ib_and_busybox_date() -> None:
     assert raw["reboot_required"] is True
     assert raw["run_ids"] == {"41": "r1", "42": "?"}
     assert raw["infiniband"] == {"mlx5_0/1": {"state": "4: ACTIVE", "rate": "400 Gb/sec (4X NDR)"}}
-    clock, _ = shprobe.split(
-        wire(f"\n@@{NONCE} end\n").replace(b"1700000000.250000000", b"1700000000.%N"), NONCE
-    )
-    assert clock == 1700000000.0
+
+
+def test_a_whole_second_clock_widens_the_skew_bracket() -> None:
+    """busybox's date has no %N: the host's time is floored to the second, so the skew is measured from the
+    middle of that second, with half a second more uncertainty (not a false 0.5 s skew WARN)."""
+    from dccli.health.probe import skew
+
+    stdout = wire(f"\n@@{NONCE} end\n").replace(b"1700000000.250000000", b"1700000000.%N")
+    clock, resolution, _ = shprobe.split(stdout, NONCE)
+    assert (clock, resolution) == (1700000000.0, 1.0)
+    measured, uncertainty = skew(Raw("h", {}, clock, 1700000000.70, 1700000000.72, resolution))
+    assert abs(measured - -0.21) < 1e-6 and abs(uncertainty - 0.51) < 1e-6
+    measured, uncertainty = skew(Raw("h", {}, 1700000000.71, 1700000000.70, 1700000000.72))
+    assert abs(measured) < 1e-6 and abs(uncertainty - 0.01) < 1e-6
 
 
 if __name__ == "__main__":
