@@ -6,6 +6,9 @@
 # Raw sources only, each after a line "@@NONCE KIND NAME...": nothing is judged here.
 N=$1 GPU=$2 NVLINK=$3 KLOG=$4 SMI_TIMEOUT=$5
 shift 5
+# Untranslated output (df's header, dates, messages): a host's default locale may be any language.
+LC_ALL=C
+export LC_ALL
 # First and at once, uncompressed: the control node brackets this line's arrival for the clock skew.
 date "+@@$N clock %s.%N"
 exec </dev/null
