@@ -1,8 +1,8 @@
 # dccli health probe. Runs ON a host as: sh -c "$THIS" dccli-health NONCE GPU NVLINK KLOG SMI_TIMEOUT [SERVICE...]
 # (dccli/health/shprobe.py builds that command from validated values and parses what this prints).
 # POSIX sh and the host's own tools only: date, tail, df, gzip; nvidia-smi, dmesg, chronyc, timedatectl,
-# systemctl, ibstat where present. No python3 needed, and a probe costs a host ~10 ms of CPU where the
-# Python helper cost ~21 ms (docs/ARCHITECTURE.md, "The health probe is a shell script").
+# systemctl, ibstat where present. No python3 needed, and a probe costs a host ~12.5 ms of CPU where the
+# Python helper cost ~21.5 ms (docs/ARCHITECTURE.md, "The health probe is a shell script").
 # Raw sources only, each after a line "@@NONCE KIND NAME...": nothing is judged here.
 N=$1 GPU=$2 NVLINK=$3 KLOG=$4 SMI_TIMEOUT=$5
 shift 5

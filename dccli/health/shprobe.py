@@ -1,8 +1,8 @@
 """The health probe's wire side: the command that runs probe.sh on a host, and the pure parse of what it
 prints into the raw dict probe.facts_from_raw reads (the same keys the Python helper's step once sent).
 
-Why a shell script and not the Python helper: a host pays ~6 ms of CPU just to start python3 and ~4 ms
-more to load the helper; probe.sh does the whole probe in ~10 ms (docs/ARCHITECTURE.md). Output: a
+Why a shell script and not the Python helper: a host pays ~6 ms of CPU just to start python3 and ~5 ms
+more to load the helper; probe.sh does the whole probe in ~12.5 ms (docs/ARCHITECTURE.md). Output: a
 clock line at once, then a gzip stream of sections, each after a line "@@NONCE KIND NAME..." with a
 nonce fresh per probe, so no output of a probed tool can fake a marker.
 """
