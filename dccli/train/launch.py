@@ -77,7 +77,18 @@ def launch(
     )
     with store.opened() as db:
         store.set_state(db, run_id, STARTING, only_from=(PENDING,), touch_attempt=False)
-    start_attempt(run_id, spec, 0, hosts, envs, pool, forks=forks, progress=progress, trigger=LAUNCH)
+    start_attempt(
+        run_id,
+        spec,
+        0,
+        hosts,
+        envs,
+        pool,
+        forks=forks,
+        progress=progress,
+        trigger=LAUNCH,
+        cli_keys=list(cli_env),
+    )
     with store.opened() as db:
         return store.get(db, run_id)
 
@@ -106,7 +117,18 @@ def resume(
         store.event(db, run.id, f"resumed: attempt {number}")
         store.set_state(db, run.id, STARTING, only_from=(PENDING,), touch_attempt=False)
     progress(f"run {run.id}: attempt {number} (DCCLI_RESTART_COUNT={number})")
-    start_attempt(run.id, run.spec, number, hosts, envs, pool, forks=forks, progress=progress, trigger=RESUME)
+    start_attempt(
+        run.id,
+        run.spec,
+        number,
+        hosts,
+        envs,
+        pool,
+        forks=forks,
+        progress=progress,
+        trigger=RESUME,
+        cli_keys=list(cli_env),
+    )
     with store.opened() as db:
         return store.get(db, run.id)
 
@@ -145,6 +167,7 @@ def start_attempt(
     progress: Progress,
     trigger: str,
     watcher: bool = True,
+    cli_keys: Sequence[str] = (),
 ) -> bool:
     """Attempt `number` of a run already moved to STARTING; True if it is RUNNING at the end. watcher:
     spawn the run's watcher (a restart is started by the watcher itself, which goes on watching)."""
@@ -254,7 +277,8 @@ def start_attempt(
         p = by_host[host.name]
         node.push_supervisor(conn, run_id)
         inherit = f"{plan.attempt_dir(run_id, number - 1)}/env.json" if number else None
-        conn.put_bytes(plan.spec_file_bytes(p, spec.workdir, inherit), f"{p.dir}/spec.json", mode=0o600)
+        spec_bytes = plan.spec_file_bytes(p, spec.workdir, inherit, cli_keys)
+        conn.put_bytes(spec_bytes, f"{p.dir}/spec.json", mode=0o600)
         conn.put_bytes(p.env_file(), f"{p.dir}/env.json", mode=0o600)
         return OK, node.start(conn, spec.python, run_id, p.dir)
 

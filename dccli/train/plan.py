@@ -243,9 +243,17 @@ def plan_attempt(
     return plans
 
 
-def spec_file_bytes(plan: NodePlan, workdir: str | None, inherit_env: str | None = None) -> bytes:
-    """The supervisor's instructions; inherit_env: a previous attempt's env file, read before this one's."""
-    data = {"argv": list(plan.argv), "workdir": workdir, "inherit_env": inherit_env}
+def spec_file_bytes(
+    plan: NodePlan, workdir: str | None, inherit_env: str | None = None, cli_env_keys: Sequence[str] = ()
+) -> bytes:
+    """The supervisor's instructions; inherit_env: a previous attempt's env file, read before this one's;
+    cli_env_keys: the names this attempt's --env set (supervisor.merge_env: they outrank train_env later)."""
+    data = {
+        "argv": list(plan.argv),
+        "workdir": workdir,
+        "inherit_env": inherit_env,
+        "cli_env_keys": sorted(cli_env_keys),
+    }
     return (json.dumps(data, indent=1) + "\n").encode()
 
 

@@ -138,6 +138,18 @@ def pdeathsig():
         pass
 
 
+def merge_env(inherited, inherited_cli, run_env, cli_keys):
+    """A resumed or restarted attempt's environment: the previous attempt's with this one's on top, except
+    that a value an operator once gave with --env is not replaced by the inventory's train_env read again
+    at `resume`, only by a new --env. Returns (environment, names given with --env so far)."""
+    merged = dict(inherited)
+    for key, value in run_env.items():
+        if key in inherited_cli and key not in cli_keys:
+            continue
+        merged[key] = value
+    return merged, sorted(set(inherited_cli) | set(cli_keys))
+
+
 def supervise(d):
     null = os.open(os.devnull, os.O_RDWR)
     log = os.open(os.path.join(d, "supervisor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -149,10 +161,15 @@ def supervise(d):
     if spec.get("inherit_env"):
         # A resumed or restarted run keeps its --env values, which only ever lived on the nodes. The
         # merged result becomes this attempt's env.json, so the next attempt inherits all of it.
-        merged = read_json(spec["inherit_env"]) or {}
-        merged.update(run_env)
-        run_env = merged
+        before = read_json(os.path.join(os.path.dirname(spec["inherit_env"]), "spec.json")) or {}
+        run_env, spec["cli_env_keys"] = merge_env(
+            read_json(spec["inherit_env"]) or {},
+            before.get("cli_env_keys") or [],
+            run_env,
+            spec.get("cli_env_keys") or [],
+        )
         write_private_json(os.path.join(d, "env.json"), run_env)
+        write_private_json(os.path.join(d, "spec.json"), spec)  # the --env names so far, for the next one
     env = dict(os.environ)
     env.update(run_env)
     status_path = os.path.join(d, "status.json")

@@ -214,6 +214,51 @@ def test_a_restarted_attempt_inherits_the_whole_environment_down_a_chain(tmp_pat
     assert oct(merged.stat().st_mode & 0o777) == "0o600"
 
 
+def test_an_earlier_env_flag_outranks_the_inventory_read_again_at_resume(tmp_path):
+    """launch --env LR=0.1 while the inventory's train_env says LR=0.01: a resume (which reads train_env
+    again) keeps 0.1; a train_env value not given with --env follows the inventory; a resume --env wins;
+    a restart (cli keys none, names accumulated) keeps the latest --env value."""
+    script = tmp_path / "show_env.py"
+    script.write_text("import os\nfor k in ('LR', 'BATCH', 'TOKEN'):\n    print(k, os.environ.get(k))\n")
+    attempts = [  # (what the control node sends: inventory train_env + this attempt's --env, --env names)
+        ({"LR": "0.1", "BATCH": "32", "TOKEN": "t0"}, ["LR", "TOKEN"]),  # launch --env LR=0.1 TOKEN=t0
+        ({"LR": "0.01", "BATCH": "64"}, []),  # resume, the inventory changed: LR 0.01, BATCH 64
+        ({"LR": "0.5", "BATCH": "64"}, ["LR"]),  # resume --env LR=0.5
+        ({}, []),  # a restart after a worker failure: the environment as it was
+    ]
+    seen = []
+    for number, (env, cli) in enumerate(attempts):
+        d = tmp_path / f"attempt-{number}"
+        d.mkdir()
+        inherit = str(tmp_path / f"attempt-{number - 1}" / "env.json") if number else None
+        (d / "env.json").write_text(json.dumps(env))
+        argv = ["env", "RANK=0", sys.executable, SUP, "rank", str(d), "--", str(script)]
+        spec = {"argv": argv, "workdir": str(tmp_path), "inherit_env": inherit, "cli_env_keys": cli}
+        (d / "spec.json").write_text(json.dumps(spec))
+        out = subprocess.run(
+            ["env", "DCCLI_RUN_ID=tr-test-cli-env", sys.executable, SUP, "start", str(d)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        wait_exited(d)
+        seen.append((d / "rank-0.log").read_text().split())
+    assert seen == [
+        ["LR", "0.1", "BATCH", "32", "TOKEN", "t0"],
+        ["LR", "0.1", "BATCH", "64", "TOKEN", "t0"],
+        ["LR", "0.5", "BATCH", "64", "TOKEN", "t0"],
+        ["LR", "0.5", "BATCH", "64", "TOKEN", "t0"],
+    ]
+    assert json.loads((tmp_path / "attempt-3" / "spec.json").read_text())["cli_env_keys"] == ["LR", "TOKEN"]
+
+
+def test_spec_file_names_the_env_flags_but_never_their_values():
+    p = plan.NodePlan("n1", "127.0.0.1", 0, True, "/var/tmp/x/attempt-0", ("torchrun",), {"LR": "0.1"})
+    data = json.loads(plan.spec_file_bytes(p, None, None, ["LR"]))
+    assert data["cli_env_keys"] == ["LR"] and "0.1" not in json.dumps(data)
+
+
 def wait_exited(d: Path) -> None:
     import time
 
