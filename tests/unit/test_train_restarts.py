@@ -185,22 +185,8 @@ def test_a_restarted_attempt_inherits_the_whole_environment_down_a_chain(tmp_pat
     )
     first = {"SECRET": "s3cret", "GLOO_SOCKET_IFNAME": "eth9", "DCCLI_RESTART_COUNT": "0"}
     for number in range(3):
-        d = tmp_path / f"attempt-{number}"
-        d.mkdir()
-        inherit = str(tmp_path / f"attempt-{number - 1}" / "env.json") if number else None
         env = first if number == 0 else {"DCCLI_RESTART_COUNT": str(number), "DCCLI_MAX_RESTARTS": "2"}
-        (d / "env.json").write_text(json.dumps(env))
-        argv = ["env", "RANK=0", sys.executable, SUP, "rank", str(d), "--", str(script)]  # torchrun's part
-        spec = {"argv": argv, "workdir": str(tmp_path), "inherit_env": inherit}
-        (d / "spec.json").write_text(json.dumps(spec))
-        out = subprocess.run(
-            ["env", "DCCLI_RUN_ID=tr-test-env", sys.executable, SUP, "start", str(d)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert out.returncode == 0, out.stderr
-        wait_exited(d)
+        run_attempt(tmp_path, number, env, script)
     log = (tmp_path / "attempt-2" / "rank-0.log").read_text().splitlines()
     assert log == [
         "SECRET s3cret",
@@ -226,24 +212,7 @@ def test_an_earlier_env_flag_outranks_the_inventory_read_again_at_resume(tmp_pat
         ({"LR": "0.5", "BATCH": "64"}, ["LR"]),  # resume --env LR=0.5
         ({}, []),  # a restart after a worker failure: the environment as it was
     ]
-    seen = []
-    for number, (env, cli) in enumerate(attempts):
-        d = tmp_path / f"attempt-{number}"
-        d.mkdir()
-        inherit = str(tmp_path / f"attempt-{number - 1}" / "env.json") if number else None
-        (d / "env.json").write_text(json.dumps(env))
-        argv = ["env", "RANK=0", sys.executable, SUP, "rank", str(d), "--", str(script)]
-        spec = {"argv": argv, "workdir": str(tmp_path), "inherit_env": inherit, "cli_env_keys": cli}
-        (d / "spec.json").write_text(json.dumps(spec))
-        out = subprocess.run(
-            ["env", "DCCLI_RUN_ID=tr-test-cli-env", sys.executable, SUP, "start", str(d)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert out.returncode == 0, out.stderr
-        wait_exited(d)
-        seen.append((d / "rank-0.log").read_text().split())
+    seen = [run_attempt(tmp_path, n, env, script, cli).split() for n, (env, cli) in enumerate(attempts)]
     assert seen == [
         ["LR", "0.1", "BATCH", "32", "TOKEN", "t0"],
         ["LR", "0.1", "BATCH", "64", "TOKEN", "t0"],
@@ -257,6 +226,29 @@ def test_spec_file_names_the_env_flags_but_never_their_values():
     p = plan.NodePlan("n1", "127.0.0.1", 0, True, "/var/tmp/x/attempt-0", ("torchrun",), {"LR": "0.1"})
     data = json.loads(plan.spec_file_bytes(p, None, None, ["LR"]))
     assert data["cli_env_keys"] == ["LR"] and "0.1" not in json.dumps(data)
+
+
+def run_attempt(tmp_path: Path, number: int, env: dict, script: Path, cli: list[str] | None = None) -> str:
+    """Attempt `number` of a one-rank run through the real supervisor (the rank wrapper standing in for
+    torchrun), inheriting attempt number-1's env.json; returns rank 0's log."""
+    d = tmp_path / f"attempt-{number}"
+    d.mkdir()
+    inherit = str(tmp_path / f"attempt-{number - 1}" / "env.json") if number else None
+    (d / "env.json").write_text(json.dumps(env))
+    argv = ["env", "RANK=0", sys.executable, SUP, "rank", str(d), "--", str(script)]  # torchrun's part
+    spec = {"argv": argv, "workdir": str(tmp_path), "inherit_env": inherit}
+    if cli is not None:
+        spec["cli_env_keys"] = cli
+    (d / "spec.json").write_text(json.dumps(spec))
+    out = subprocess.run(
+        ["env", "DCCLI_RUN_ID=tr-test-env", sys.executable, SUP, "start", str(d)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    wait_exited(d)
+    return (d / "rank-0.log").read_text()
 
 
 def wait_exited(d: Path) -> None:
