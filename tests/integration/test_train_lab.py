@@ -129,13 +129,19 @@ def test_ddp_across_2_nodes_follows_to_success_and_logs_every_line(lab):
     assert "hunter2" not in json.dumps(run)
     nodes = run["attempts"][0]["nodes"]
     assert [n["host"] for n in nodes] == ["node01", "node02"]
-    assert all(n["state"] == "exited" and len(n["ranks_done"]) == 2 for n in nodes), nodes
-    # torchrun normally exits 0. Under a loaded machine it was once seen exiting 1 on both nodes after every
-    # rank had finished: the run is then SUCCEEDED with the "crash during teardown" warning, never
-    # restarted. Anything else non-zero is a failure of this test.
-    crashed = [n["host"] for n in nodes if n["exit_code"] != 0]
+    seen = [(n["host"], n["state"], n["exit_code"], n["ranks_done"]) for n in nodes]
     warning = run["attempts"][0].get("warning") or ""
-    assert all(f"{h}: torchrun ended with" in warning and "crash during teardown" in warning for h in crashed)
+    assert all(len(n["ranks_done"]) == 2 for n in nodes), (seen, warning)
+    # torchrun normally exits 0 once its ranks are done. On a loaded machine (the full suite on 2 cores) two
+    # other ends were seen, both after every rank had finished, both documented (docs/train.md): torchrun
+    # exiting 1 on both nodes ("crash during teardown"), and one torchrun not exiting within the settle time
+    # (its exit barrier), torn down. The run is SUCCEEDED either way, with the warning naming the node and
+    # never restarted. Anything else is a failure of this test.
+    for host, state, exit_code, _ in seen:
+        if state != "exited":
+            assert f"{host}: torchrun still running" in warning and "torn down" in warning, (seen, warning)
+        elif exit_code != 0:
+            assert f"{host}: torchrun ended with" in warning and "crash during teardown" in warning, (seen, warning)
     assert nodes[0]["logs"]["node"].endswith("/attempt-0/node.log")
     # the env file is 0600 on the node and the secret never shows in any process's argv there
     from dccli.lab.host import host_exec
