@@ -174,6 +174,10 @@ def start_attempt(
     from dccli.remote.session import Step, run_steps
 
     first = hosts[0]
+
+    def abort(host: str, reason: str, statuses: Mapping[str, dict] | None = None, rdzv=None) -> None:
+        _abort(run_id, spec, number, hosts, statuses or {}, pool, host, reason, first, rdzv, trigger=trigger)
+
     with store.opened() as db:
         ports = plan.port_candidates(store.active_ports(db), secrets.randbelow(len(plan.PORT_RANGE)))[:64]
     d = plan.attempt_dir(run_id, number)
@@ -208,35 +212,13 @@ def start_attempt(
     prepared = fan_out(hosts, prepare, forks=forks)
     bad = [o for o in prepared.outcomes if not o.ok]
     if bad:
-        _abort(
-            run_id,
-            spec,
-            number,
-            hosts,
-            {},
-            pool,
-            bad[0].host,
-            bad[0].error or bad[0].status,
-            first,
-            None,
-            trigger=trigger,
-        )
+        abort(bad[0].host, bad[0].error or bad[0].status)
     infos = {o.host: o.value for o in prepared.outcomes}
     port = infos[first.name].get("port")
     if port is None:
-        _abort(
-            run_id,
-            spec,
-            number,
-            hosts,
-            {},
-            pool,
+        abort(
             first.name,
-            f"no free rendezvous port in {plan.PORT_RANGE.start}-{plan.PORT_RANGE.stop - 1} on "
-            f"{first.address}",
-            first,
-            None,
-            trigger=trigger,
+            f"no free rendezvous port in {plan.PORT_RANGE.start}-{plan.PORT_RANGE.stop - 1} on {first.address}",
         )
     ifnames = {h: plan.parse_ifname(i.get("route") or "") for h, i in infos.items()}
     for h, info in infos.items():
@@ -299,19 +281,7 @@ def start_attempt(
         store.update_attempt(db, run_id, number, mark)
     bad = [o for o in started.outcomes if not o.ok]
     if bad:
-        _abort(
-            run_id,
-            spec,
-            number,
-            hosts,
-            statuses,
-            pool,
-            bad[0].host,
-            bad[0].error or bad[0].status,
-            first,
-            rdzv,
-            trigger=trigger,
-        )
+        abort(bad[0].host, bad[0].error or bad[0].status, statuses, rdzv)
     with store.opened() as db:
         running = store.set_state(db, run_id, RUNNING, only_from=(STARTING,))
         if watcher:
