@@ -259,15 +259,7 @@ def test_rest_repository_end_to_end(rlab) -> None:
     assert "main: check --read-data-subset 2/2: ok" in verified[1].stdout
 
     # The repository is plain restic: an operator lists dccli's snapshots with restic alone.
-    pwfile = home / "backup" / "main.password"
-    plain = subprocess.run(
-        ["restic", "-r", rest_url(lab, "dccli/main"), "--password-file", str(pwfile), "snapshots", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        env=dict(os.environ, RESTIC_CACHE_DIR=str(home / "restic-cache")),
-    )
+    plain = plain_restic(lab, home, "snapshots", "--json")
     assert plain.returncode == 0, plain.stderr
     listed = json.loads(plain.stdout)
     assert {s["hostname"] for s in listed} == {"node01", "node02"}
@@ -312,24 +304,20 @@ def _restic_pid(lab, host: str) -> int | None:
     return int(out[0]) if out else None
 
 
-def _locks(lab, home: Path) -> list[str]:
-    proc = subprocess.run(
-        [
-            "restic",
-            "-r",
-            rest_url(lab, "dccli/main"),
-            "--password-file",
-            str(home / "backup/main.password"),
-            "list",
-            "locks",
-            "--no-lock",
-        ],
+def plain_restic(lab, home: Path, *args: str) -> subprocess.CompletedProcess:
+    """restic itself (not dccli) on the rest repository dccli made, with the password file dccli keeps."""
+    return subprocess.run(
+        ["restic", "-r", rest_url(lab, "dccli/main"), "--password-file", str(home / "backup/main.password"), *args],
         capture_output=True,
         text=True,
         timeout=120,
         stdin=subprocess.DEVNULL,
         env=dict(os.environ, RESTIC_CACHE_DIR=str(home / "restic-cache")),
     )
+
+
+def _locks(lab, home: Path) -> list[str]:
+    proc = plain_restic(lab, home, "list", "locks", "--no-lock")
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.split()
 
