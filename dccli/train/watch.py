@@ -150,11 +150,17 @@ def _watch_attempt(pool, run, att, hosts) -> tuple[Verdict, list[NodeView]] | No
 
 
 def _finish(pool, run, att, hosts, verdict: Verdict, views: list[NodeView]) -> None:
-    """The run's end: record it, then tear down whatever still runs on its nodes."""
+    """The run's end: record it and tear down whatever still runs on its nodes (a success's stragglers first)."""
 
     def finish(a, v=verdict):
         return replace(a, failure=v.failure, warning=v.warning)
 
+    if verdict.state == SUCCEEDED:
+        # Torchruns still in their exit barrier are stopped BEFORE the run reads SUCCEEDED: whoever follows
+        # the run (launch, logs -f) sees its end only once nothing of it is left on any node.
+        waiting = {v.host for v in views if (v.status or {}).get("state") not in FINAL}
+        if waiting:
+            teardown(pool, run, att, [h for h in hosts if h.name in waiting])
     with store.opened() as db:
         moved = store.set_state(
             db, run.id, verdict.state, only_from=(STARTING, RUNNING), attempt_change=finish
@@ -175,10 +181,6 @@ def _finish(pool, run, att, hosts, verdict: Verdict, views: list[NodeView]) -> N
             )
     if moved and verdict.state != SUCCEEDED:
         teardown(pool, run, att, hosts)
-    elif moved:  # succeeded: only torchruns still waiting in their exit barrier are left to stop
-        waiting = {v.host for v in views if (v.status or {}).get("state") not in FINAL}
-        if waiting:
-            teardown(pool, run, att, [h for h in hosts if h.name in waiting])
 
 
 def _restart(pool, inv, run, att, hosts, verdict: Verdict) -> bool:
